@@ -1,0 +1,1 @@
+"""The registry: what Utbildning Skaraborg's networks have sent, and what they still owe."""

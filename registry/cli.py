@@ -1,0 +1,257 @@
+"""`registry`: the admin's window on the registry. Thin: parse options, call queries, print.
+
+Tables for people, one JSON document on stdout with --json; logs and errors on stderr.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from registry import queries
+from registry.runtime import (
+    Runtime,
+    UsageError,
+    parse_date_option,
+    print_json,
+    print_table,
+    reported_errors,
+    setup_logging,
+)
+from registry.status import status_findings
+
+app = typer.Typer(help="The admin's window on the network registry of Utbildning Skaraborg.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")]
+YearOption = Annotated[int | None, typer.Option("--year", help="Only this calendar year.")]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    setup_logging(debug)
+    ctx.obj = Runtime(config_path=config, debug=debug)
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+@app.command()
+def networks(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The networks and their obligations."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        rows = [
+            {
+                "key": n.key,
+                "name": n.name,
+                "min_meetings_per_year": n.min_meetings_per_year,
+                "meeting_weekday": n.meeting_weekday,
+                "list_and_dates_sent_by": n.list_and_dates_sent_by.value,
+                "minutes_name": n.minutes_name,
+                "minutes_published_on_web": n.minutes_published_on_web,
+                "all_municipalities_represented": n.all_municipalities_represented,
+                "yearly_commission_revision": n.yearly_commission_revision,
+                "deadlines": n.deadlines.model_dump(),
+                "deliverables": [{"key": d.key, "title": d.title, "due": d.due.isoformat()} for d in n.deliverables],
+                "aliases": list(n.aliases),
+                "seed": n.seed,
+            }
+            for n in rt.registry.networks
+        ]
+        if as_json:
+            print_json(rows)
+            return
+        print_table(
+            "Nätverk",
+            ["key", "name", "min/year", "weekday", "sent by", "minutes", "all municipalities", "deliverables"],
+            [
+                [
+                    r["key"],
+                    r["name"],
+                    r["min_meetings_per_year"],
+                    r["meeting_weekday"] or "-",
+                    r["list_and_dates_sent_by"],
+                    r["minutes_name"],
+                    "yes" if r["all_municipalities_represented"] else "no",
+                    len(r["deliverables"]),
+                ]  # fmt: skip
+                for r in rows
+            ],
+        )
+
+
+@app.command()
+def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
+    """The member list in force."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        key = rt.network_key(network)
+        today = rt.today(as_of)
+        with Session(rt.engine(create=False)) as session:
+            rows = queries.members_in_force(session, key, today)
+        if as_json:
+            print_json(rows)
+            return
+        print_table(f"Medlemmar {key} per {today}", ["name", "email", "municipality", "role"],
+                    [[r["name"], r["email"], r["municipality"], r["role"]] for r in rows])  # fmt: skip
+
+
+@app.command()
+def meetings(ctx: typer.Context, network: str, year: YearOption = None, as_of: AsOfOption = None,
+             as_json: JsonOption = False) -> None:  # fmt: skip
+    """The meetings, planned, held and cancelled."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        key = rt.network_key(network)
+        with Session(rt.engine(create=False)) as session:
+            rows = queries.meetings(session, key, year, rt.today(as_of))
+        if as_json:
+            print_json(rows)
+            return
+        print_table(f"Möten {key}", ["date", "start", "place", "status", "minutes"],
+                    [[r["date"], r["start"], r["place"], r["status"], "ja" if r["has_minutes"] else "-"] for r in rows])  # fmt: skip
+
+
+@app.command()
+def minutes(
+    ctx: typer.Context,
+    network: Annotated[str | None, typer.Argument()] = None,
+    year: YearOption = None,
+    get: Annotated[int | None, typer.Option("--get", help="Save the original document of this minutes ID.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where --get writes the document.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The minutes on file; --get ID --out FILE saves the original document."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        if get is not None:
+            if out is None:
+                raise UsageError("--get needs --out FILE")
+            with Session(rt.engine(create=False)) as session:
+                filename, size = queries.save_minutes_document(session, get, out)
+            print(f"{filename} ({size} bytes) -> {out}")
+            return
+        if network is None:
+            raise UsageError("give a NETWORK, or --get ID --out FILE")
+        key = rt.network_key(network)
+        with Session(rt.engine(create=False)) as session:
+            rows = queries.minutes(session, key, year)
+        if as_json:
+            print_json(rows)
+            return
+        print_table(f"Protokoll och minnesanteckningar {key}", ["id", "meeting_date", "filename", "received", "present"],
+                    [[r["id"], r["meeting_date"], r["filename"], r["received"][:16], ", ".join(r["municipalities_present"])]
+                     for r in rows])  # fmt: skip
+
+
+STATE_STYLE = {"ok": "green", "open": "cyan", "overdue": "red", "at_risk": "yellow", "breach": "magenta"}
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    network: Annotated[str | None, typer.Option("--network", help="Only this network.")] = None,
+    as_of: AsOfOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every obligation of every network and its state."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        keys = [rt.network_key(network)] if network else None
+        today = rt.today(as_of)
+        findings = status_findings(rt, today, keys)
+        if as_json:
+            print_json([f.as_json() for f in findings])
+            return
+        print_table(
+            f"Status per {today}",
+            ["network", "obligation", "state", "due", "detail"],
+            [
+                [
+                    f.network,
+                    f.obligation.value,
+                    f"[{STATE_STYLE[f.state.value]}]{f.state.value}[/]",
+                    f.due.isoformat() if f.due else "-",
+                    f.detail,
+                ]
+                for f in findings
+            ],  # fmt: skip
+        )
+
+
+@app.command()
+def mails(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option("--since", help="Only mails received on or after this date.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every mail the product has read and what became of it (the audit trail)."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        start = None
+        if since is not None:
+            start = datetime.combine(parse_date_option(since, "--since"), time(0), tzinfo=rt.tz)
+        with Session(rt.engine(create=False)) as session:
+            rows = queries.mails(session, start)
+            health = queries.mailbox_health(session)
+        if as_json:
+            print_json(rows)
+            return
+        print_table("Inlästa mejl", ["id", "received", "from", "subject", "status", "network", "kinds"],
+                    [[r["id"], str(r["received"])[:16], r["from"], r["subject"], r["status"], r["network"],
+                      ",".join(r["kinds"])] for r in rows])  # fmt: skip
+        for line in health:
+            typer.echo(line, err=True)
+
+
+@app.command()
+def review(
+    ctx: typer.Context,
+    resolve: Annotated[int | None, typer.Option("--resolve", help="Resolve the review item with this mail ID.")] = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="With --resolve: the network the mail belongs to.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="With --resolve: what the mail is (repeatable).")
+    ] = None,
+    dismiss: Annotated[bool, typer.Option("--dismiss", help="With --resolve: nothing to register.")] = False,
+    note: Annotated[str | None, typer.Option("--note", help="With --resolve: why (kept in the audit trail).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The mails that need a person, with the reason; --resolve ID assigns or dismisses one."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        if resolve is None:
+            with Session(rt.engine(create=False)) as session:
+                rows = queries.review_items(session)
+            if as_json:
+                print_json(rows)
+                return
+            print_table("Att granska", ["id", "received", "from", "subject", "reason"],
+                        [[r["id"], str(r["received"])[:16], r["from"], r["subject"], r["reason"]] for r in rows])  # fmt: skip
+            return
+        from mailbot.review import resolve_review
+
+        if dismiss == bool(network or kind):
+            raise UsageError("--resolve needs either --dismiss, or --network KEY with one or more --kind KIND")
+        key = rt.network_key(network) if network else None
+        result = resolve_review(rt, resolve, network=key, kinds=kind or [], dismiss=dismiss, note=note)
+        if as_json:
+            print_json(result)
+        else:
+            typer.echo(result["summary"])
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,248 @@
+"""The networks and municipalities as configuration (config/networks.toml, municipalities.toml).
+
+Validated on load; an error names the file, the key and what is wrong. Never any I/O but reading
+the two files; the loaded values are frozen.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from registry.domain import Sender
+from registry.errors import ExpectedError
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+
+
+class ConfigError(ExpectedError):
+    """A configuration file is missing or invalid; the message says where and what."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Deliverable(_Frozen):
+    key: str
+    title: str  # Swedish, as in the commission
+    due: date
+    keywords: tuple[str, ...] = ()  # words in subject/file name that identify it
+    quote: str  # the sentence of the commission it comes from
+
+
+def month_day(value: str, year: int) -> date:
+    """The date of a "MM-DD" setting in `year` (29 February falls back to the 28th)."""
+    month, day = (int(part) for part in value.split("-"))
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return date(year, month, 28)
+
+
+class Deadlines(_Frozen):
+    member_list: MonthDay = "01-31"  # member list for a calendar year, by this day of that year
+    meeting_dates: MonthDay = "01-31"
+    minutes_days: int = Field(14, ge=0, le=365)  # minutes within N days of the meeting
+    commission_revision: MonthDay = "12-31"
+    # A list or dates sent from this day of the previous year count for the coming year.
+    accept_from_previous_year: MonthDay = "11-01"
+    # Until this day, the status also shows how the previous calendar year closed.
+    previous_year_visible_until: MonthDay = "03-31"
+
+
+class Network(_Frozen):
+    key: str
+    name: str
+    seed: str  # the commission document (file in shared/seeds)
+    aliases: tuple[str, ...]
+    min_meetings_per_year: int = Field(ge=0, le=52)
+    meeting_weekday: Weekday | None = None
+    list_and_dates_sent_by: Sender
+    minutes_name: str  # "protokoll" or "minnesanteckningar"
+    minutes_published_on_web: bool = False
+    all_municipalities_represented: bool = False
+    yearly_commission_revision: bool = False
+    deliverables: tuple[Deliverable, ...] = ()
+    deadlines: Deadlines = Deadlines()
+    fallback_contact: str | None = None  # where reminders go when no member list is known
+    school_chief: str | None = None  # address of the linked school chief, if known
+    quotes: dict[str, str]  # obligation -> the sentence of the commission it comes from
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", value):
+            raise ValueError("a network key is lower-case letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _every_obligation_quoted(self) -> Network:
+        needed = {"member_list", "meeting_dates", "meeting_count", "minutes"}
+        if self.meeting_weekday:
+            needed.add("meeting_weekday")
+        if self.all_municipalities_represented:
+            needed.add("representation")
+        if self.yearly_commission_revision:
+            needed.add("commission_revision")
+        missing = sorted(needed - set(self.quotes))
+        if missing:
+            raise ValueError(f"quotes missing for obligations: {', '.join(missing)}")
+        return self
+
+    def quote(self, obligation: str) -> str:
+        return self.quotes.get(obligation, "")
+
+
+class Municipality(_Frozen):
+    name: str
+    domains: tuple[str, ...]
+    variants: tuple[str, ...] = ()
+
+
+def fold(text: str) -> str:
+    """Lower case, å/ä/ö and accents folded, whitespace collapsed: for matching names people type."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+_MUNICIPALITY_SUFFIX = re.compile(r"\s*(kommuns?|stad|kommunforbund)$")
+
+
+class MunicipalityIndex:
+    """Finds the canonical municipality for a name ("Skovde", "Falkopings kommun") or a mail domain."""
+
+    def __init__(self, municipalities: tuple[Municipality, ...], federation_domains: tuple[str, ...] = ()):
+        self.municipalities = municipalities
+        self.names: tuple[str, ...] = tuple(m.name for m in municipalities)
+        self.federation_domains = tuple(d.lower() for d in federation_domains)
+        self._by_name: dict[str, str] = {}
+        self._by_domain: dict[str, str] = {}
+        for m in municipalities:
+            for variant in (m.name, *m.variants):
+                self._by_name[self._key(variant)] = m.name
+            for domain in m.domains:
+                self._by_domain[domain.lower()] = m.name
+
+    @staticmethod
+    def _key(text: str) -> str:
+        folded = fold(text).strip(" .,;:-")
+        return _MUNICIPALITY_SUFFIX.sub("", folded)
+
+    def match_name(self, text: str | None) -> str | None:
+        """The canonical name for `text`, or None (also for an empty text)."""
+        if not text or not text.strip():
+            return None
+        key = self._key(text)
+        if key in self._by_name:
+            return self._by_name[key]
+        # "Barn- och utbildningsförvaltningen, Skövde kommun": a known name as a whole word.
+        for variant_key, name in self._by_name.items():
+            if re.search(rf"(?<![a-z]){re.escape(variant_key)}(?![a-z])", fold(text)):
+                return name
+        return None
+
+    def find_all(self, text: str) -> tuple[str, ...]:
+        """Every municipality named anywhere in `text` (whole words), sorted, each once."""
+        folded = fold(text)
+        found = {
+            name
+            for variant_key, name in self._by_name.items()
+            if re.search(rf"(?<![a-z]){re.escape(variant_key)}(?![a-z])", folded)
+        }
+        return tuple(sorted(found))
+
+    def match_domain(self, email: str | None) -> str | None:
+        """The municipality of a mail address by its domain (also sub-domains), or None."""
+        if not email or "@" not in email:
+            return None
+        domain = email.rsplit("@", 1)[1].lower().strip(">")
+        while domain:
+            if domain in self._by_domain:
+                return self._by_domain[domain]
+            if "." not in domain:
+                return None
+            domain = domain.split(".", 1)[1]
+        return None
+
+
+class Registry(_Frozen):
+    """Everything config/networks.toml and config/municipalities.toml say."""
+
+    networks: tuple[Network, ...]
+    municipalities: tuple[Municipality, ...]
+    federation_domains: tuple[str, ...] = ("skaraborg.se",)
+
+    def network(self, key: str) -> Network:
+        for n in self.networks:
+            if n.key == key:
+                return n
+        known = ", ".join(n.key for n in self.networks)
+        raise KeyError(f"unknown network {key!r} (known: {known})")
+
+    def municipality_index(self) -> MunicipalityIndex:
+        return MunicipalityIndex(self.municipalities, self.federation_domains)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def _describe(path: Path, error: ValidationError, prefix: str = "") -> ConfigError:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        lines.append(f"{path}: {location}: {item['msg']}")
+    return ConfigError("\n".join(lines))
+
+
+def load_registry(config_dir: Path) -> Registry:
+    """Load and validate networks.toml and municipalities.toml from `config_dir`."""
+    networks_path = config_dir / "networks.toml"
+    municipalities_path = config_dir / "municipalities.toml"
+    raw_networks = _read_toml(networks_path)
+    raw_municipalities = _read_toml(municipalities_path)
+
+    defaults = raw_networks.get("defaults", {})
+    try:
+        default_deadlines = Deadlines(**defaults.get("deadlines", {}))
+    except ValidationError as error:
+        raise _describe(networks_path, error, "defaults.deadlines") from None
+    networks = []
+    for key, table in raw_networks.get("networks", {}).items():
+        table = dict(table)
+        deadlines = {**default_deadlines.model_dump(), **table.pop("deadlines", {})}
+        try:
+            networks.append(Network(key=key, deadlines=Deadlines(**deadlines), **table))
+        except ValidationError as error:
+            raise _describe(networks_path, error, f"networks.{key}") from None
+        except TypeError as error:
+            raise ConfigError(f"{networks_path}: networks.{key}: {error}") from None
+    if not networks:
+        raise ConfigError(f"{networks_path}: no [networks.<key>] tables")
+
+    municipalities = []
+    for index, table in enumerate(raw_municipalities.get("municipality", [])):
+        try:
+            municipalities.append(Municipality(**table))
+        except ValidationError as error:
+            raise _describe(municipalities_path, error, f"municipality[{index}]") from None
+    if not municipalities:
+        raise ConfigError(f"{municipalities_path}: no [[municipality]] entries")
+    federation = tuple(raw_municipalities.get("federation_domains", ["skaraborg.se"]))
+    return Registry(networks=tuple(networks), municipalities=tuple(municipalities), federation_domains=federation)

@@ -1,0 +1,109 @@
+"""The database edge: engine creation, SQLite pragmas, and migrations run on start.
+
+Every schema change goes through Alembic (registry/migrations); nothing here creates tables directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session, create_engine, select
+
+from registry.config import Registry
+from registry.errors import ExpectedError
+from registry.models import MunicipalityRow, NetworkRow
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(ExpectedError):
+    """The registry database cannot be opened or upgraded; the message says why."""
+
+
+def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
+    """An engine for `url`; a SQLite file's folder is created, and WAL, foreign keys and a busy timeout are set."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (the registry upgrades itself on start)."""
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(engine)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as error:
+        raise DatabaseError(f"cannot open the registry database {engine.url!r}: {error.orig}") from None
+
+
+def sync_reference_data(session: Session, registry: Registry) -> None:
+    """Mirror the configured networks and municipalities into their tables (for foreign keys)."""
+    known = {row.key: row for row in session.exec(select(NetworkRow))}
+    for network in registry.networks:
+        row = known.get(network.key)
+        if row is None:
+            session.add(NetworkRow(key=network.key, name=network.name))
+        elif row.name != network.name:
+            row.name = network.name
+    existing = {row.name for row in session.exec(select(MunicipalityRow))}
+    for municipality in registry.municipalities:
+        if municipality.name not in existing:
+            session.add(MunicipalityRow(name=municipality.name))
+    session.commit()
+
+
+def open_registry(url: str, registry: Registry, busy_timeout_ms: int = 15000, create: bool = True) -> Engine:
+    """Open (and upgrade) the database at `url`; with create=False a missing SQLite file is an error."""
+    if not create and url.startswith("sqlite") and "///" in url:
+        path = Path(url.split("///", 1)[1]).expanduser()
+        if str(path) != ":memory:" and not path.exists():
+            raise DatabaseError(f"no registry database at {path} (run `mailbot demo` or `mailbot poll` first)")
+    engine = make_engine(url, busy_timeout_ms)
+    try:
+        upgrade(engine)
+        with Session(engine) as session:
+            sync_reference_data(session, registry)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot use the registry database {engine.url!r}: {error}") from None
+    return engine
+
+
+def is_current(engine: Engine) -> bool:
+    return inspect(engine).has_table("alembic_version")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session

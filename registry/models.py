@@ -1,0 +1,208 @@
+"""SQLModel tables of the registry, nothing else.
+
+Portable SQL only (SQLite and PostgreSQL): no SQLite-only types or defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class NetworkRow(SQLModel, table=True):
+    """A network known to the registry; its obligations live in config/networks.toml."""
+
+    __tablename__ = "network"
+    key: str = Field(primary_key=True, max_length=64)
+    name: str
+
+
+class MunicipalityRow(SQLModel, table=True):
+    __tablename__ = "municipality"
+    name: str = Field(primary_key=True, max_length=64)
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "person"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=320)  # lower case
+    name: str
+
+
+class InboundMail(SQLModel, table=True):
+    """Every mail the product has read, verbatim, and what became of it (the audit trail)."""
+
+    __tablename__ = "inbound_mail"
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(unique=True, max_length=64)  # of the raw bytes: the same mail is recorded once
+    message_id: str | None = Field(default=None, index=True, max_length=998)
+    folder: str = Field(max_length=255)
+    uidvalidity: int = Field(default=0)
+    uid: int = Field(default=0)
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None once purged
+    size: int = 0
+    from_address: str | None = Field(default=None, max_length=320)
+    from_name: str | None = None
+    subject: str = ""
+    body_text: str = ""  # what the mail itself says (quoted replies removed), for search
+    received: datetime  # the mail's Date (or the server's INTERNALDATE), UTC
+    first_seen: datetime  # when the product first read it, UTC
+    status: str = Field(index=True, max_length=16)  # MailStatus
+    kinds: str = ""  # comma-separated MailKind values
+    network_key: str | None = Field(default=None, foreign_key="network.key", max_length=64)
+    reason: str | None = None  # why it went to review, or what was decided (English)
+    details: str = ""  # JSON: what was registered (for receipts and the audit trail)
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+class Document(SQLModel, table=True):
+    """An original document (attachment or pasted body), kept whole."""
+
+    __tablename__ = "document"
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(unique=True, max_length=64)
+    filename: str
+    media_type: str = Field(max_length=255)
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    text: str = ""
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+
+
+class MemberList(SQLModel, table=True):
+    """One member list as received; the newest received on or before a date is in force."""
+
+    __tablename__ = "member_list"
+    id: int | None = Field(default=None, primary_key=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    effective_from: date
+    received: datetime
+    source: str = "body"  # file name or "body"
+    rejected_rows: str = ""  # JSON list of {row_number, text, reason}
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "membership"
+    id: int | None = Field(default=None, primary_key=True)
+    member_list_id: int = Field(foreign_key="member_list.id", index=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)  # None once anonymised
+    role: str = Field(max_length=16)  # Role
+    municipality: str | None = Field(default=None, max_length=64)
+    valid_from: date
+    valid_to: date | None = None  # the day the next list took over
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+
+
+class Meeting(SQLModel, table=True):
+    __tablename__ = "meeting"
+    __table_args__ = (UniqueConstraint("network_key", "calendar_uid", "recurrence", name="uq_meeting_calendar"),)
+    id: int | None = Field(default=None, primary_key=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    date: date
+    start: time | None = None
+    end: time | None = None
+    place: str | None = None
+    status: str = Field(max_length=16)  # planned or cancelled; "held" is derived (a planned date that has passed)
+    announced: bool = True  # False when only minutes told us about it
+    calendar_uid: str | None = Field(default=None, max_length=512)
+    recurrence: str = ""  # RECURRENCE-ID of an occurrence, "" for a single event
+    calendar_sequence: int | None = None
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+    updated_by_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
+
+
+class Minutes(SQLModel, table=True):
+    __tablename__ = "minutes"
+    __table_args__ = (UniqueConstraint("network_key", "document_id", name="uq_minutes_document"),)
+    id: int | None = Field(default=None, primary_key=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    meeting_date: date
+    document_id: int = Field(foreign_key="document.id")
+    received: datetime
+    municipalities_present: str = ""  # comma-separated canonical names
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+
+
+class DeliverableReceipt(SQLModel, table=True):
+    """A dated deliverable or a revised commission, as received."""
+
+    __tablename__ = "deliverable_receipt"
+    id: int | None = Field(default=None, primary_key=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    deliverable_key: str = Field(max_length=128)  # a deliverable's key, or "commission_revision"
+    received: datetime
+    document_id: int | None = Field(default=None, foreign_key="document.id")
+    source_mail_id: int = Field(foreign_key="inbound_mail.id")
+
+
+class MailboxState(SQLModel, table=True):
+    """Incremental-sync position per folder, and the health of the last passes."""
+
+    __tablename__ = "mailbox_state"
+    folder: str = Field(primary_key=True, max_length=255)
+    uidvalidity: int = 0
+    last_uid: int = 0
+    last_good_pass: datetime | None = None
+    last_failure: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    alert_sent: bool = False
+
+
+class OutboundMail(SQLModel, table=True):
+    """The outbox: every reminder, receipt and alert, written once per dedup key."""
+
+    __tablename__ = "outbound_mail"
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(unique=True, max_length=512)
+    kind: str = Field(max_length=32)  # reminder, receipt, alert, summary, report
+    network_key: str | None = Field(default=None, foreign_key="network.key", max_length=64)
+    recipients: str  # comma-separated To
+    cc: str = ""
+    subject: str
+    body_text: str
+    body_html: str = ""
+    message_id: str = Field(unique=True, max_length=998)  # fixed when the row is written
+    in_reply_to: str | None = None
+    state: str = Field(default="pending", index=True, max_length=16)  # pending, sent, failed
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+    created: datetime
+    sent_at: datetime | None = None
+    related_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
+
+
+class ReminderItem(SQLModel, table=True):
+    """The ledger: which obligation a reminder was about (one row per obligation per reminder)."""
+
+    __tablename__ = "reminder_item"
+    id: int | None = Field(default=None, primary_key=True)
+    outbound_id: int = Field(foreign_key="outbound_mail.id", index=True)
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    obligation_id: str = Field(max_length=255)
+    sent_on: date  # the planning date
+    escalated: bool = False
+
+
+class BouncingAddress(SQLModel, table=True):
+    __tablename__ = "bouncing_address"
+    email: str = Field(primary_key=True, max_length=320)
+    first_bounce: datetime
+    last_bounce: datetime
+    source_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
+
+
+class RunLog(SQLModel, table=True):
+    """When each kind of run last succeeded (for `mailbot check` and monitoring)."""
+
+    __tablename__ = "run_log"
+    kind: str = Field(primary_key=True, max_length=32)  # poll, remind
+    last_start: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None

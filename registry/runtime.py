@@ -1,0 +1,139 @@
+"""What both CLIs share: loading settings and configuration, opening the database, printing, errors.
+
+The CLIs stay thin; nothing here holds domain logic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailbot.settings import DatabaseSettings, Settings, load_settings
+from registry.config import ConfigError, Registry, load_registry
+from registry.db import open_registry
+from registry.errors import ExpectedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("registry")
+
+
+class UsageError(Exception):
+    """Bad input on the command line that typer could not catch (exit status 2)."""
+
+
+@dataclass
+class Runtime:
+    config_path: Path | None
+    debug: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path, **self.overrides)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.settings.networks_dir())
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.settings.schedule.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"schedule.timezone: unknown time zone {self.settings.schedule.timezone!r}") from None
+
+    def engine(self, create: bool = True) -> Engine:
+        """The registry database, upgraded. The built-in default SQLite file is created on first use;
+        a configured database that does not exist is an error unless `create`."""
+        if "_engine" not in self.__dict__:
+            create = create or self.settings.database.url == DatabaseSettings().url
+            self.__dict__["_engine"] = open_registry(
+                self.settings.database.url, self.registry, self.settings.database.busy_timeout_ms, create=create
+            )
+        return self.__dict__["_engine"]
+
+    def today(self, as_of: str | None) -> date:
+        if as_of is None:
+            return datetime.now(self.tz).date()
+        return parse_date_option(as_of, "--as-of")
+
+    def network_key(self, key: str) -> str:
+        try:
+            return self.registry.network(key).key
+        except KeyError as error:
+            raise UsageError(str(error.args[0])) from None
+
+
+def parse_date_option(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if value is None else str(value) for value in row])
+    Console().print(table)
+
+
+def fail(message: str, status: int = 1) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(status)
+
+
+@contextmanager
+def reported_errors(runtime: Runtime) -> Iterator[None]:
+    """Expected failures become one clear line on stderr and exit status 1 (2 for usage); --debug shows tracebacks."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except UsageError as error:
+        if runtime.debug:
+            raise
+        fail(str(error), 2)
+    except ExpectedError as error:
+        if runtime.debug:
+            raise
+        fail(str(error))
+    except SQLAlchemyError as error:
+        if runtime.debug:
+            raise
+        fail(f"database error: {error.__class__.__name__}: {getattr(error, 'orig', error)}")
+    except OSError as error:
+        if runtime.debug:
+            raise
+        fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
