@@ -1,0 +1,379 @@
+"""One intake pass: fetch -> understand -> record -> mark, one transaction per mail.
+
+Never changes the mailbox except for our own IMAP keywords; never records a mail twice
+(the raw bytes' sha256 is unique, and the folder position moves in the same transaction as the mail).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, col, select
+
+from mailbot.settings import Settings
+from mailbot.sources import MailSource, RawMail
+from mailbot.understand.decode import parse_mail
+from mailbot.understand.pipeline import Context, SenderRole, Understanding, understand
+from mailbot.understand.types import ParsedMail
+from registry import record
+from registry.config import Registry
+from registry.domain import MailKind, MailStatus, Role
+from registry.models import InboundMail, MailboxState, MemberList, Membership, OutboundMail, Person
+
+log = logging.getLogger("mailbot.intake")
+
+
+@dataclass
+class PassReport:
+    folder: str
+    new: int = 0
+    registered: int = 0
+    review: int = 0
+    ignored: int = 0
+    already_recorded: int = 0
+    idle: bool = False
+    uidvalidity_changed: bool = False
+    mails: list[dict[str, object]] = field(default_factory=list)
+
+    def count(self, status: str) -> None:
+        self.new += 1
+        setattr(self, status, getattr(self, status) + 1)
+
+
+@dataclass
+class Intake:
+    """What a pass needs besides the mailbox: the database, the configuration, and hooks for receipts."""
+
+    engine: Engine
+    settings: Settings
+    registry: Registry
+    tz: ZoneInfo
+    # Called inside each registered mail's transaction (the outbox queues its receipt there).
+    on_recorded: Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None] | None = None
+    _memberships: dict[date, tuple[dict[str, tuple[SenderRole, ...]], frozenset[str]]] = field(default_factory=dict)
+
+    # -- the registry's knowledge, as plain values for the pure core ---------------------------------
+
+    def memberships_on(self, session: Session, day: date) -> tuple[dict[str, tuple[SenderRole, ...]], frozenset[str]]:
+        """Who holds which role in each network's list in force on `day`, and which networks have a list."""
+        if day in self._memberships:
+            return self._memberships[day]
+        lists = session.exec(
+            select(MemberList)
+            .where(MemberList.effective_from <= day)
+            .order_by(col(MemberList.effective_from), col(MemberList.id))
+        ).all()
+        current = {item.network_key: item.id for item in lists}  # the last one per network wins
+        roles: dict[str, list[SenderRole]] = {}
+        if current:
+            rows = session.exec(
+                select(Membership, Person)
+                .join(Person, col(Membership.person_id) == col(Person.id))
+                .where(col(Membership.member_list_id).in_(list(current.values())))
+            ).all()
+            for membership, person in rows:
+                roles.setdefault(person.email, []).append(SenderRole(membership.network_key, Role(membership.role)))
+        result = ({email: tuple(items) for email, items in roles.items()}, frozenset(current))
+        self._memberships[day] = result
+        return result
+
+    def context(self, session: Session, mail: ParsedMail, arrival: datetime, **assigned: object) -> Context:
+        memberships, with_list = self.memberships_on(session, arrival.astimezone(self.tz).date())
+        referenced = [mid for mid in [mail.in_reply_to, *mail.references] if mid]
+        own: dict[str, str | None] = {}
+        if referenced:
+            for row in session.exec(select(OutboundMail).where(col(OutboundMail.message_id).in_(referenced))).all():
+                own[row.message_id] = row.network_key
+        return Context(
+            registry=self.registry,
+            municipalities=self.registry.municipality_index(),
+            memberships=memberships,
+            networks_with_list=with_list,
+            own_domain=self.settings.smtp.message_id_domain,
+            own_networks=own,
+            admin_addresses=tuple(a.lower() for a in self.settings.admin.addresses),
+            authorised_domains=tuple(d.lower() for d in self.settings.admin.authorised_domains),
+            tz=self.tz,
+            **assigned,  # type: ignore[arg-type]
+        )
+
+    # -- one pass ------------------------------------------------------------------------------------
+
+    def run_pass(self, source: MailSource, now: datetime, progress: Callable[[int], None] | None = None) -> PassReport:
+        """Read every new mail of the source's folder once. Raises SourceError when the mailbox fails."""
+        folder = source.folder
+        report = PassReport(folder=folder)
+        uidvalidity, uidnext = source.status()
+        with Session(self.engine) as session:
+            state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+            last_uid = state.last_uid
+            if state.uidvalidity and state.uidvalidity != uidvalidity:
+                # RFC 3501 2.3.1.1: UIDs are meaningless across a UIDVALIDITY change; re-scan, and let the
+                # sha256 of each mail recognise what is already recorded.
+                log.warning(
+                    "folder %s: UIDVALIDITY changed %s -> %s; re-scanning", folder, state.uidvalidity, uidvalidity
+                )
+                report.uidvalidity_changed = True
+                last_uid = 0
+            if source.incremental and uidnext <= last_uid + 1 and not report.uidvalidity_changed:
+                report.idle = True
+                self._pass_succeeded(session, folder, uidvalidity, last_uid, now)
+                return report
+            if not source.incremental:
+                last_uid = 0
+        for batch in source.fetch_after(last_uid):
+            marks: dict[str, list[int]] = {}
+            for raw in batch:
+                status = self.record_mail(raw, uidvalidity, now, report)
+                keyword = {
+                    "registered": self.settings.imap.keyword_registered,
+                    "review": self.settings.imap.keyword_review,
+                    "ignored": self.settings.imap.keyword_ignored,
+                }[status]
+                if keyword and keyword not in raw.flags:
+                    marks.setdefault(keyword, []).append(raw.uid)
+                if progress:
+                    progress(1)
+            for keyword, uids in marks.items():
+                source.mark(uids, keyword)
+        with Session(self.engine) as session:
+            self._pass_succeeded(session, folder, uidvalidity, None, now)
+        return report
+
+    def _pass_succeeded(
+        self, session: Session, folder: str, uidvalidity: int, last_uid: int | None, now: datetime
+    ) -> None:
+        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+        state.uidvalidity = uidvalidity
+        if last_uid is not None:
+            state.last_uid = last_uid
+        state.last_good_pass = now
+        state.consecutive_failures = 0
+        session.add(state)
+        session.commit()
+
+    def _advance(self, session: Session, folder: str, uidvalidity: int, uid: int) -> None:
+        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+        if state.uidvalidity != uidvalidity:
+            state.uidvalidity, state.last_uid = uidvalidity, 0
+        state.last_uid = max(state.last_uid, uid)
+        session.add(state)
+
+    # -- one mail, one transaction ---------------------------------------------------------------------
+
+    def record_mail(self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport) -> str:
+        """Record one mail exactly once; returns its status. A mail that breaks any step goes to review."""
+        data = raw.raw or b""
+        # An over-size mail is not downloaded; its identity is its place in the mailbox.
+        digest = (
+            record.sha256(data)
+            if raw.raw is not None
+            else record.sha256(f"oversize:{raw.folder}:{uidvalidity}:{raw.uid}:{raw.size}".encode())
+        )
+        with Session(self.engine) as session:
+            existing = session.exec(select(InboundMail).where(InboundMail.sha256 == digest)).first()
+            if existing is not None:
+                self._advance(session, raw.folder, uidvalidity, raw.uid)
+                session.commit()
+                report.already_recorded += 1
+                return existing.status
+            parsed = parse_mail(data)
+            arrival = _arrival(parsed, raw, now)
+            mail = InboundMail(
+                sha256=digest,
+                message_id=parsed.message_id,
+                folder=raw.folder,
+                uidvalidity=uidvalidity,
+                uid=raw.uid,
+                raw=raw.raw,
+                size=raw.size or len(data),
+                from_address=parsed.sender_email,
+                from_name=parsed.sender_name,
+                subject=parsed.subject or "",
+                body_text=parsed.body_text[:100_000],
+                received=arrival,
+                first_seen=now,
+                status=MailStatus.REVIEW.value,
+                kinds=MailKind.OTHER.value,
+            )
+            try:
+                with session.begin_nested():
+                    understanding = self._understand_and_record(session, mail, parsed, raw, arrival, now)
+            except DBAPIError:
+                raise  # the database itself failed: stop the pass, nothing is marked done, the next pass retries
+            except Exception as error:  # a poison mail: keep it verbatim, ask a person, go on with the next
+                log.exception("message-id=%s: could not be processed; sent to review", parsed.message_id)
+                mail.id = None
+                mail.status = MailStatus.REVIEW.value
+                mail.kinds = MailKind.OTHER.value
+                mail.network_key = None
+                mail.reason = f"internal error while processing: {type(error).__name__}: {error}"[:2000]
+                mail.details = ""
+                session.add(mail)
+                understanding = None
+            self._advance(session, raw.folder, uidvalidity, raw.uid)
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another worker recorded the same mail between our check and our commit.
+                session.rollback()
+                report.already_recorded += 1
+                return MailStatus.REGISTERED.value
+            report.count(mail.status)
+            report.mails.append(
+                {
+                    "id": mail.id,
+                    "message_id": mail.message_id,
+                    "from": mail.from_address,
+                    "subject": mail.subject,
+                    "status": mail.status,
+                    "network": mail.network_key,
+                    "kinds": mail.kinds.split(","),
+                    "reason": mail.reason,
+                }  # fmt: skip
+            )
+            log.info(
+                "message-id=%s from=%s network=%s status=%s kinds=%s%s",
+                mail.message_id, mail.from_address, mail.network_key, mail.status, mail.kinds,
+                f" reason={mail.reason}" if mail.reason else "",
+            )  # fmt: skip
+            if understanding is not None and understanding.member_list is not None:
+                self._memberships.clear()
+            return mail.status
+
+    def _understand_and_record(
+        self, session: Session, mail: InboundMail, parsed: ParsedMail, raw: RawMail, arrival: datetime, now: datetime,
+        **assigned: object,
+    ) -> Understanding:  # fmt: skip
+        limit = self.settings.imap.max_message_bytes
+        if raw.size > limit or raw.raw is None:
+            understanding = Understanding(
+                MailStatus.REVIEW, (MailKind.OTHER,), sender=parsed.sender_email,
+                review_reason=f"over-size mail ({raw.size} bytes, limit {limit}): kept, attachments not read",
+            )  # fmt: skip
+        else:
+            understanding = understand(parsed, self.context(session, parsed, arrival, **assigned), arrival)
+        mail.status = understanding.status.value
+        mail.kinds = ",".join(k.value for k in understanding.kinds)
+        mail.network_key = understanding.network
+        mail.reason = understanding.review_reason or ("; ".join(understanding.reasons) or None)
+        session.add(mail)
+        session.flush()
+        details = apply_understanding(session, mail, understanding, arrival, self.tz)
+        mail.details = json.dumps(details, ensure_ascii=False, default=str)
+        if self.on_recorded is not None:
+            self.on_recorded(session, mail, parsed, understanding, now)
+        return understanding
+
+
+def _arrival(parsed: ParsedMail, raw: RawMail, now: datetime) -> datetime:
+    """When the mail reached the mailbox: its Date, unless missing or absurd, then INTERNALDATE, then now."""
+    candidates = [parsed.date, raw.internal_date]
+    for moment in candidates:
+        if moment is not None and moment.tzinfo is not None and moment <= now + timedelta(days=1):
+            return moment.astimezone(UTC)
+    return now.astimezone(UTC)
+
+
+def apply_understanding(
+    session: Session, mail: InboundMail, understanding: Understanding, arrival: datetime, tz: ZoneInfo
+) -> dict[str, object]:
+    """Record the facts of a registered mail; returns what was recorded (for the receipt and the audit trail)."""
+    details: dict[str, object] = {"reasons": list(understanding.reasons), "sender": understanding.sender}
+    if understanding.bounced:
+        for address in understanding.bounced:
+            record.bounce(session, address, arrival, mail.id or 0)
+        details["bounced"] = list(understanding.bounced)
+    if understanding.member_list is not None:
+        details["rejected_rows"] = [asdict(row) for row in understanding.member_list.rejected]
+    if understanding.date_problems:
+        details["date_problems"] = list(understanding.date_problems)
+    if understanding.status is not MailStatus.REGISTERED or understanding.network is None:
+        return details
+    key = understanding.network
+    mail_id = mail.id or 0
+    if understanding.member_list is not None:
+        members = [
+            record.NewMember(m.name, m.email, m.municipality, m.role.value) for m in understanding.member_list.members
+        ]
+        record.member_list(
+            session, key, members, details["rejected_rows"], arrival,  # type: ignore[arg-type]
+            understanding.member_list.source, mail_id, tz,
+        )  # fmt: skip
+        details["members"] = len(members)
+    meetings: list[dict[str, object]] = []
+    for item in understanding.meeting_dates:
+        meeting, created = record.announced_meeting(session, key, item.date, item.start, item.end, item.place, mail_id)
+        meetings.append(_meeting_detail(meeting, "created" if created else "confirmed"))
+    for event in understanding.calendar_events:
+        local_start = event.start.astimezone(tz)
+        local_end = event.end.astimezone(tz) if event.end else None
+        meeting, change = record.calendar_meeting(
+            session, key, event.uid, event.recurrence_id.isoformat() if event.recurrence_id else "", event.sequence,
+            local_start.date(), local_start.time().replace(tzinfo=None) if _has_time(local_start) else None,
+            local_end.time().replace(tzinfo=None) if local_end and _has_time(local_end) else None,
+            event.location, event.cancelled, mail_id,
+        )  # fmt: skip
+        meetings.append(_meeting_detail(meeting, change))
+    if meetings:
+        details["meetings"] = meetings
+    minutes_details = []
+    for item in understanding.minutes:
+        doc, _new_doc = record.document(session, item.filename, item.media_type, item.payload, item.text, mail_id)
+        _minutes, new, announced = record.minutes(
+            session, key, item.meeting_date, doc, item.result.municipalities_present, arrival, mail_id
+        )
+        minutes_details.append(
+            {
+                "meeting_date": item.meeting_date.isoformat(),
+                "filename": item.filename,
+                "new": new,
+                "announced": announced,
+                "municipalities_present": list(item.result.municipalities_present),
+            }  # fmt: skip
+        )
+    if minutes_details:
+        details["minutes"] = minutes_details
+    if understanding.deliverable_key is not None:
+        doc = None
+        attachment = understanding.deliverable_document
+        if attachment is not None:
+            doc, _ = record.document(
+                session, attachment.filename or "bilaga", attachment.content_type, attachment.payload, "", mail_id
+            )
+        record.deliverable(session, key, understanding.deliverable_key, doc, arrival, mail_id)
+        details["deliverable"] = {"key": understanding.deliverable_key, "title": understanding.deliverable_title}
+    return details
+
+
+def _has_time(moment: datetime) -> bool:
+    return (moment.hour, moment.minute) != (0, 0)
+
+
+def _meeting_detail(meeting: object, change: str) -> dict[str, object]:
+    return {
+        "date": meeting.date.isoformat(),  # type: ignore[attr-defined]
+        "start": meeting.start.strftime("%H:%M") if meeting.start else None,  # type: ignore[attr-defined]
+        "place": meeting.place,  # type: ignore[attr-defined]
+        "status": meeting.status,  # type: ignore[attr-defined]
+        "change": change,
+    }
+
+
+def record_failure(engine: Engine, folder: str, error: str, now: datetime) -> int:
+    """Count a failed pass; returns how many passes in a row have failed."""
+    with Session(engine) as session:
+        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+        state.consecutive_failures += 1
+        state.last_failure = now
+        state.last_error = error[:1000]
+        session.add(state)
+        session.commit()
+        return state.consecutive_failures

@@ -1,0 +1,249 @@
+"""Text and tables out of mail attachments (PDF, Word .docx, Excel .xlsx, CSV, plain text).
+
+Pure: bytes in, text out; never raises on a damaged or unknown file but returns a Swedish problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import zipfile
+from collections import Counter
+from datetime import date, datetime
+from typing import Literal
+
+from mailbot.understand.types import Attachment
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["pdf", "docx", "xlsx", "text", "csv"]
+
+_TEXT_EXTENSIONS = {"txt", "text"}
+_CSV_EXTENSIONS = {"csv", "tsv"}
+_CSV_DELIMITERS = (";", ",", "\t", "|")
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .doc / .xls / .msg
+
+NO_PDF_TEXT = "PDF-filen innehåller ingen läsbar text"
+_EMPTY = "dokumentet innehåller ingen text"
+_DAMAGED = {
+    "pdf": "PDF-filen kunde inte läsas (filen verkar skadad)",
+    "docx": "Word-filen kunde inte läsas (filen verkar skadad)",
+    "xlsx": "Excel-filen kunde inte läsas (filen verkar skadad)",
+}
+
+
+def extract_text(attachment: Attachment) -> tuple[str | None, str | None]:
+    """The readable text of an attachment and None, or None and a problem in Swedish."""
+    kind, problem = _detect(attachment)
+    if kind is None:
+        return None, problem
+    try:
+        if kind == "pdf":
+            return _pdf_text(attachment.payload)
+        if kind == "docx":
+            text = _docx_text(attachment.payload)
+        elif kind == "xlsx":
+            text = "\n".join(
+                " | ".join(c for c in row if c) for sheet in _xlsx_sheets(attachment.payload) for row in sheet
+            )
+        else:
+            text = _decode(attachment.payload)
+    # python-docx, openpyxl and pypdf raise many unrelated types (KeyError, XML errors, zlib errors,
+    # struct errors) on damaged files; a damaged attachment is expected input, so it becomes a problem.
+    except Exception as error:  # noqa: BLE001
+        log.info("attachment %r unreadable as %s: %s", attachment.filename, kind, error)
+        return None, _DAMAGED.get(kind, "filen kunde inte läsas")
+    text = _tidy(text)
+    if not text.strip():
+        return None, _EMPTY
+    return text, None
+
+
+def read_table_rows(attachment: Attachment) -> list[list[list[str]]] | None:
+    """The tables of an attachment (Excel sheets, Word tables, a CSV file), each a list of rows of
+    stripped cells; None when the attachment is not tabular or cannot be read.
+
+    Blank rows are kept so that a row's index + 1 is its row number in the source.
+    """
+    kind, _ = _detect(attachment)
+    if kind not in ("xlsx", "docx", "csv"):
+        return None
+    try:
+        if kind == "xlsx":
+            tables = _xlsx_sheets(attachment.payload)
+        elif kind == "docx":
+            tables = _docx_tables(attachment.payload)
+        else:
+            tables = [_csv_rows(_decode(attachment.payload))]
+    except Exception as error:  # noqa: BLE001  (see extract_text: damaged files raise anything)
+        log.info("attachment %r has no readable tables: %s", attachment.filename, error)
+        return None
+    tables = [table for table in tables if any(any(cell for cell in row) for row in table)]
+    return tables or None
+
+
+def _extension(attachment: Attachment) -> str:
+    name = (attachment.filename or "").strip().lower()
+    return name.rsplit(".", 1)[1] if "." in name else ""
+
+
+def _detect(attachment: Attachment) -> tuple[Kind | None, str | None]:
+    """The kind of file, by its first bytes before its name: Outlook users rename files and
+    mail gateways drop or mangle names, but a PDF always starts with %PDF."""
+    payload = attachment.payload
+    extension = _extension(attachment)
+    if b"%PDF" in payload[:1024]:
+        return "pdf", None
+    if payload.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, ValueError, OSError):
+            names = []
+        if any(n.startswith("word/") for n in names):
+            return "docx", None
+        if any(n.startswith("xl/") for n in names):
+            return "xlsx", None
+        if extension in ("docx", "xlsx"):
+            return None, _DAMAGED[extension]
+        return None, _unreadable(extension)
+    if payload.startswith(_OLE2_MAGIC):
+        return None, _unreadable(extension or "doc")
+    if payload.lstrip().startswith(b"{\\rtf"):
+        return None, _unreadable("rtf")
+    if extension in ("pdf", "docx", "xlsx"):
+        return None, _DAMAGED[extension]
+    content_type = attachment.content_type.lower()
+    if b"\x00" not in payload[:4096]:
+        if extension in _CSV_EXTENSIONS or (
+            not extension and content_type in ("text/csv", "text/tab-separated-values")
+        ):
+            return "csv", None
+        if extension in _TEXT_EXTENSIONS or (not extension and content_type == "text/plain"):
+            return "text", None
+    return None, _unreadable(extension)
+
+
+def _unreadable(extension: str) -> str:
+    return f"filformatet .{extension} kan inte läsas" if extension else "filformatet kan inte läsas"
+
+
+def _decode(payload: bytes) -> str:
+    """Text files from Windows are often cp1252; UTF-8 is tried first because cp1252 accepts
+    almost any byte and would turn UTF-8 å/ä/ö into mojibake."""
+    try:
+        return payload.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return payload.decode("cp1252", errors="replace")
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return "\n".join(lines).strip("\n")
+
+
+def _pdf_text(payload: bytes) -> tuple[str | None, str | None]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(payload))
+    if reader.is_encrypted:
+        # Many PDFs are encrypted only to restrict printing (empty user password); those are readable.
+        try:
+            if not reader.decrypt(""):
+                return None, NO_PDF_TEXT
+        except Exception as error:  # noqa: BLE001  (pypdf raises its own and crypto errors alike)
+            log.info("encrypted PDF not decryptable: %s", error)
+            return None, NO_PDF_TEXT
+    text = _tidy("\n".join(page.extract_text() or "" for page in reader.pages))
+    if not text.strip():
+        return None, NO_PDF_TEXT
+    return text, None
+
+
+def _docx_text(payload: bytes) -> str:
+    """Paragraphs and table rows in document order, so a table under "Närvarande" stays there."""
+    from docx import Document
+    from docx.table import Table
+
+    document = Document(io.BytesIO(payload))
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in _table_rows(block):
+                # Merged cells repeat in python-docx; drop the repeats for readable text.
+                cells = [c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1])]
+                lines.append(" | ".join(cells))
+        else:
+            lines.append(block.text)
+    return "\n".join(lines)
+
+
+def _docx_tables(payload: bytes) -> list[list[list[str]]]:
+    from docx import Document
+
+    document = Document(io.BytesIO(payload))
+    return [_table_rows(table) for table in document.tables]
+
+
+def _table_rows(table: object) -> list[list[str]]:
+    # Repeated merged cells are kept here so that columns line up with the header row.
+    return [[" ".join(cell.text.split()) for cell in row.cells] for row in table.rows]  # type: ignore[attr-defined]
+
+
+def _xlsx_sheets(payload: bytes) -> list[list[list[str]]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
+    try:
+        sheets = []
+        for sheet in workbook.worksheets:
+            rows = [_trim([_cell_text(value) for value in row]) for row in sheet.iter_rows(values_only=True)]
+            while rows and not rows[-1]:
+                rows.pop()
+            sheets.append(rows)
+        return sheets
+    finally:
+        workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+def _trim(row: list[str]) -> list[str]:
+    while row and not row[-1]:
+        row.pop()
+    return row
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    delimiter = _sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    return [_trim([" ".join(cell.split()) for cell in row]) for row in reader]
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter that splits most lines into the same number (> 1) of fields.
+
+    csv.Sniffer guesses wrong on short Swedish files where names contain commas, so we count.
+    """
+    sample = [line for line in text.splitlines() if line.strip()][:30]
+    best, best_score = ";", (0, 0)
+    for delimiter in _CSV_DELIMITERS:
+        counts = [len(row) for row in csv.reader(sample, delimiter=delimiter)]
+        widths = Counter(n for n in counts if n > 1)
+        if not widths:
+            continue
+        width, lines = widths.most_common(1)[0]
+        if (lines, width) > best_score:
+            best, best_score = delimiter, (lines, width)
+    return best

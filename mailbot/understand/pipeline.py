@@ -1,0 +1,357 @@
+"""From a decoded mail and what the registry knows, what the mail says: network, kinds, and the facts.
+
+Pure: the registry's knowledge comes in as a Context value; nothing is written, nothing is guessed.
+When anything is unsure, the Understanding says `review` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import PurePath
+from zoneinfo import ZoneInfo
+
+from registry.config import MunicipalityIndex, Network, Registry
+from registry.domain import MailKind, MailStatus, Role
+
+from . import calendar as calendar_parser
+from . import dates as date_parser
+from .classify import (
+    REVISION_WORDS,
+    NetworkChoice,
+    choose_network,
+    has_any,
+    is_auto_reply,
+    is_bulk,
+    kind_words,
+    reply_to_own_mail,
+)
+from .documents import extract_text
+from .members import parse_member_list
+from .minutes import parse_minutes
+from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
+
+DOCUMENT_SUFFIXES = (".pdf", ".docx", ".doc", ".odt", ".rtf", ".txt")
+TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".xls", ".ods")
+
+
+@dataclass(frozen=True)
+class SenderRole:
+    network: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the registry knows that the understanding of one mail needs."""
+
+    registry: Registry
+    municipalities: MunicipalityIndex
+    memberships: Mapping[str, tuple[SenderRole, ...]]  # e-mail -> roles in the lists in force
+    networks_with_list: frozenset[str]
+    own_domain: str  # the domain of our Message-IDs
+    own_networks: Mapping[str, str | None] = field(default_factory=dict)  # our Message-IDs this mail refers to
+    admin_addresses: tuple[str, ...] = ()
+    authorised_domains: tuple[str, ...] = ("skaraborg.se",)
+    tz: ZoneInfo = ZoneInfo("Europe/Stockholm")
+    # Set when a person resolves a review item: their word replaces the product's doubt.
+    assigned_network: str | None = None
+    assigned_kinds: frozenset[MailKind] | None = None
+
+
+@dataclass(frozen=True)
+class MinutesDocument:
+    filename: str
+    media_type: str
+    payload: bytes
+    text: str
+    meeting_date: date
+    result: MinutesResult
+
+
+@dataclass(frozen=True)
+class Understanding:
+    status: MailStatus
+    kinds: tuple[MailKind, ...]
+    network: str | None = None
+    reasons: tuple[str, ...] = ()  # English: how the product decided
+    review_reason: str | None = None  # English: why a person must look
+    sender: str | None = None  # the effective sender (the original author of a forward)
+    member_list: MemberListResult | None = None
+    meeting_dates: tuple[MeetingDate, ...] = ()
+    date_problems: tuple[str, ...] = ()
+    calendar_events: tuple[CalendarEvent, ...] = ()
+    minutes: tuple[MinutesDocument, ...] = ()
+    deliverable_key: str | None = None
+    deliverable_title: str | None = None
+    deliverable_document: Attachment | None = None
+    bounced: tuple[str, ...] = ()
+
+
+def _suffix(name: str | None) -> str:
+    return PurePath(name or "").suffix.lower()
+
+
+def _is_admin(sender: str | None, ctx: Context) -> bool:
+    if not sender:
+        return False
+    domain = sender.rsplit("@", 1)[-1]
+    return sender in ctx.admin_addresses or any(domain == d or domain.endswith("." + d) for d in ctx.authorised_domains)
+
+
+def _roles(sender: str | None, network: str, ctx: Context) -> set[Role]:
+    return {r.role for r in ctx.memberships.get(sender or "", ()) if r.network == network}
+
+
+def understand(mail: ParsedMail, ctx: Context, arrival: datetime) -> Understanding:
+    """What `mail` says, decided with reasons; `arrival` is when it reached the mailbox (aware)."""
+    if not (mail.subject or mail.body_text.strip() or mail.attachments or mail.calendar_parts or mail.attached_mails):
+        reason = "unreadable mail: " + ("; ".join(mail.defects) if mail.defects else "no subject, text or attachment")
+        return Understanding(MailStatus.REVIEW, (MailKind.OTHER,), review_reason=reason, sender=mail.sender_email)
+    if ctx.assigned_network is not None:
+        return _understand_content(mail, ctx, arrival)
+    if (why := is_auto_reply(mail)) is not None:
+        return Understanding(MailStatus.IGNORED, (MailKind.AUTO_REPLY,), reasons=(why,), sender=mail.sender_email)
+    if (why := is_bulk(mail)) is not None:
+        return Understanding(
+            MailStatus.IGNORED,
+            (MailKind.BULK,),
+            reasons=(why,),
+            sender=mail.sender_email,
+            bounced=mail.bounced_recipients,
+        )
+    if mail.message_id and mail.message_id.lower().endswith("@" + ctx.own_domain.lower()):
+        return Understanding(
+            MailStatus.IGNORED, (MailKind.BULK,), reasons=("the product's own mail",), sender=mail.sender_email
+        )
+    return _understand_content(mail, ctx, arrival)
+
+
+def _all_attachments(mail: ParsedMail) -> list[Attachment]:
+    found = list(mail.attachments)
+    for inner in mail.attached_mails:
+        found.extend(inner.attachments)
+    return found
+
+
+def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Understanding:
+    networks = ctx.registry.networks
+    attachments = _all_attachments(mail)
+    filenames = [a.filename for a in attachments if a.filename]
+    sender = (
+        mail.forwarded.sender_email if mail.forwarded and mail.forwarded.sender_email else None
+    ) or mail.sender_email
+    context_day = arrival.astimezone(ctx.tz).date()
+    reasons: list[str] = []
+    if sender != mail.sender_email:
+        reasons.append(f"forwarded by {mail.sender_email}; the original sender {sender} counts")
+
+    # Calendar invitations (RFC 5545 / 5546), also those inside attached mails.
+    calendar_parts = list(mail.calendar_parts)
+    for inner in mail.attached_mails:
+        calendar_parts.extend(inner.calendar_parts)
+    events: list[CalendarEvent] = []
+    calendar_problems: list[str] = []
+    for part in calendar_parts:
+        result = calendar_parser.parse_calendar(part, ctx.tz)
+        events.extend(result.events)
+        calendar_problems.extend(result.problems)
+    calendar_text = " ".join(f"{e.summary} {e.location or ''}" for e in events)
+
+    is_reply, reply_network = reply_to_own_mail(mail, ctx.own_domain, ctx.own_networks)
+    sender_networks = [r.network for r in ctx.memberships.get(sender or "", ())]
+    if mail.sender_email != sender:
+        sender_networks += [r.network for r in ctx.memberships.get(mail.sender_email or "", ())]
+    if ctx.assigned_network is not None:
+        choice = NetworkChoice(ctx.assigned_network, ("network assigned by a person in review",))
+    else:
+        choice = choose_network(mail, networks, filenames, calendar_text, reply_network, sender_networks)
+    reasons.extend(choice.reasons)
+    network = ctx.registry.network(choice.network) if choice.network else None
+
+    said = set(ctx.assigned_kinds) if ctx.assigned_kinds is not None else kind_words(mail, filenames)
+    kinds: set[MailKind] = set()
+    problems: list[str] = []  # English review reasons
+
+    # 1. Invitations.
+    if events:
+        if any(e.cancelled for e in events):
+            kinds.add(MailKind.MEETING_CANCEL)
+        if any(not e.cancelled for e in events):
+            kinds.add(MailKind.MEETING_INVITE)
+    elif calendar_problems:
+        problems.append("calendar invitation could not be read: " + "; ".join(calendar_problems))
+
+    # 2. Deliverables and revised commissions (said in the subject or a file name).
+    deliverable_key = deliverable_title = None
+    deliverable_document = None
+    said_text = f"{mail.subject} {' '.join(filenames)}"
+    if network is not None:
+        for deliverable in network.deliverables:
+            if any(has_any(said_text, [word]) for word in deliverable.keywords) and has_any(
+                said_text, ["rapport", "delrapport", "återrapport", "plan", deliverable.title]
+            ):
+                deliverable_key, deliverable_title = deliverable.key, deliverable.title
+                break
+        if deliverable_key is None and network.yearly_commission_revision and has_any(said_text, REVISION_WORDS):
+            deliverable_key, deliverable_title = "commission_revision", "Reviderad uppdragsbeskrivning"
+    if deliverable_key is not None:
+        kinds.add(MailKind.DELIVERABLE)
+        documents = [a for a in attachments if _suffix(a.filename) in DOCUMENT_SUFFIXES]
+        deliverable_document = documents[0] if documents else None
+
+    # 3. Member lists: tables in attachments always; lines in the body only when the mail says it is a list.
+    member_list = None
+    tabular = [a for a in attachments if _suffix(a.filename) in TABLE_SUFFIXES or _suffix(a.filename) == ".docx"]
+    if MailKind.MEMBER_LIST in said or (tabular and MailKind.MINUTES not in said and deliverable_key is None):
+        member_list = parse_member_list(
+            tabular, mail.body_text if MailKind.MEMBER_LIST in said else "", ctx.municipalities
+        )
+        if member_list is not None and member_list.members:
+            kinds.add(MailKind.MEMBER_LIST)
+        elif MailKind.MEMBER_LIST in said and not events and MailKind.MINUTES not in said:
+            kinds.add(MailKind.MEMBER_LIST)
+            if member_list is not None and member_list.rejected:
+                problems.append(f"member list has no readable row ({len(member_list.rejected)} rows rejected)")
+            else:
+                problems.append(
+                    "the mail says it is a member list but no list with names and e-mail addresses was found"
+                )
+            member_list = None
+
+    # 4. Minutes: documents (or the body) when the mail says so, or a document that reads like minutes.
+    minutes_documents: list[MinutesDocument] = []
+    used = {id(a) for a in tabular} if MailKind.MEMBER_LIST in kinds else set()
+    if deliverable_document is not None:
+        used.add(id(deliverable_document))
+    candidates = [a for a in attachments if id(a) not in used and _suffix(a.filename) in DOCUMENT_SUFFIXES]
+    if MailKind.MINUTES in said or (candidates and not kinds):
+        minutes_documents, minutes_problems = _read_minutes(mail, candidates, ctx, context_day, said)
+        if minutes_documents or MailKind.MINUTES in said:
+            kinds.add(MailKind.MINUTES)
+            problems.extend(minutes_problems)
+
+    # 5. Meeting dates in the text (and in Word documents), when said, or when nothing else was found.
+    meeting_dates: tuple[MeetingDate, ...] = ()
+    date_problems: tuple[str, ...] = ()
+    if MailKind.MEETING_DATES in said or (not kinds and has_any(mail.body_text, ("datum", "möte", "träff"))):
+        texts = [mail.body_text]
+        for attachment in candidates:
+            if _suffix(attachment.filename) in (".docx", ".pdf", ".txt") and MailKind.MINUTES not in kinds:
+                text, _problem = extract_text(attachment)
+                if text:
+                    texts.append(text)
+        found: dict[date, MeetingDate] = {}
+        collected_problems: list[str] = []
+        for text in texts:
+            result = date_parser.parse_meeting_dates(text, context_day)
+            for item in result.dates:
+                found.setdefault(item.date, item)
+            collected_problems.extend(result.problems)
+        meeting_dates = tuple(sorted(found.values(), key=lambda m: m.date))
+        date_problems = tuple(collected_problems)
+        if meeting_dates:
+            kinds.add(MailKind.MEETING_DATES)
+        elif MailKind.MEETING_DATES in said and not events and not kinds:
+            kinds.add(MailKind.MEETING_DATES)
+            problems.append("the mail says it has meeting dates but no date could be read")
+
+    if is_reply:
+        kinds.add(MailKind.REPLY)
+        reasons.append("reply to the product's own mail")
+    if not kinds:
+        kinds.add(MailKind.OTHER)
+
+    base = dict(
+        kinds=tuple(sorted(kinds, key=lambda k: k.value)),
+        network=network.key if network else None,
+        sender=sender,
+        member_list=member_list,
+        meeting_dates=meeting_dates,
+        date_problems=date_problems,
+        calendar_events=tuple(events),
+        minutes=tuple(minutes_documents),
+        deliverable_key=deliverable_key,
+        deliverable_title=deliverable_title,
+        deliverable_document=deliverable_document,
+    )
+    if kinds <= {MailKind.OTHER, MailKind.REPLY}:
+        what = "a reply to our mail with nothing to register" if is_reply else "nothing recognised to register"
+        problems.append(what)
+    if network is None and not problems:
+        problems.append("cannot tell which network the mail is about: " + "; ".join(choice.reasons))
+    if network is not None and ctx.assigned_network is None:
+        problems.extend(_authorisation_problems(sender, network, kinds, member_list, ctx))
+    if problems:
+        return Understanding(MailStatus.REVIEW, reasons=tuple(reasons), review_reason="; ".join(problems), **base)
+    return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
+
+
+def _read_minutes(
+    mail: ParsedMail, candidates: Sequence[Attachment], ctx: Context, context_day: date, said: set[MailKind]
+) -> tuple[list[MinutesDocument], list[str]]:
+    """Every minutes document in the mail with its meeting date, or the problems that stop it."""
+    subject_date = date_parser.parse_date(mail.subject or "", context_day, "past")
+    if subject_date is None and mail.forwarded and mail.forwarded.subject:
+        subject_date = date_parser.parse_date(mail.forwarded.subject, context_day, "past")
+    sources: list[tuple[str, str, bytes, str | None, str | None]] = []
+    for attachment in candidates:
+        text, problem = extract_text(attachment)
+        sources.append((attachment.filename or "bilaga", attachment.content_type, attachment.payload, text, problem))
+    if not sources and MailKind.MINUTES in said and mail.body_text.strip():
+        body = mail.body_text
+        sources.append(("meddelandetext.txt", "text/plain", body.encode("utf-8"), body, None))
+    documents: list[MinutesDocument] = []
+    problems: list[str] = []
+    for filename, media_type, payload, text, problem in sources:
+        if text is None or not text.strip():
+            problems.append(f"unreadable document {filename!r}: {problem or 'no text'}")
+            continue
+        result = parse_minutes(text, ctx.municipalities)
+        if result.meeting_date is None and len(sources) > 1 and MailKind.MINUTES not in said:
+            continue  # an extra attachment (an agenda, a presentation) that is not minutes
+        file_date = date_parser.parse_date(PurePath(filename).stem.replace("_", " "), context_day, "past")
+        heard = {"heading": result.meeting_date, "file name": file_date, "subject": subject_date}
+        known = {where: day for where, day in heard.items() if day is not None}
+        distinct = set(known.values())
+        if not distinct:
+            problems.append(f"minutes date not found in {filename!r} (subject, file name or heading)")
+            continue
+        if len(distinct) > 1:
+            described = ", ".join(f"{where} {day.isoformat()}" for where, day in known.items())
+            problems.append(f"minutes date unclear in {filename!r}: {described}")
+            continue
+        meeting_date = distinct.pop()
+        if meeting_date > context_day:
+            problems.append(f"minutes date {meeting_date.isoformat()} is after the mail was sent")
+            continue
+        documents.append(MinutesDocument(filename, media_type, payload, text, meeting_date, result))
+    if not documents and not problems and MailKind.MINUTES in said:
+        problems.append("the mail says it has minutes but no minutes document was found")
+    return documents, problems
+
+
+def _authorisation_problems(
+    sender: str | None, network: Network, kinds: set[MailKind], member_list: MemberListResult | None, ctx: Context
+) -> list[str]:
+    """Who may change what: the presidium and admins replace lists and dates; members send minutes and invitations."""
+    if _is_admin(sender, ctx):
+        return []
+    roles = _roles(sender, network.key, ctx)
+    problems = []
+    if kinds & {MailKind.MEMBER_LIST, MailKind.MEETING_DATES}:
+        presidium = any(role.is_presidium for role in roles)
+        first_list_by_its_presidium = (
+            network.key not in ctx.networks_with_list
+            and member_list is not None
+            and any(m.email == sender and m.role.is_presidium for m in member_list.members)
+        )
+        if not (presidium or first_list_by_its_presidium):
+            problems.append(
+                f"sender {sender} is not in the presidium of {network.key} and may not replace its member list or dates"
+            )
+    elif kinds & {MailKind.MINUTES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.DELIVERABLE}:
+        if not roles:
+            problems.append(f"sender {sender} is not a member of {network.key}")
+    return problems
