@@ -106,7 +106,8 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if value is None else str(value) for value in row])
-    Console().print(table)
+    # Piped output keeps a wide table rather than rich's 80-column default.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def fail(message: str, status: int = 1) -> None:

@@ -48,7 +48,7 @@ class ParsedMail:
     quoted_text: str = ""
     attachments: tuple[Attachment, ...] = ()
     calendar_parts: tuple[bytes, ...] = ()  # text/calendar parts and .ics files, raw
-    attached_mails: tuple["ParsedMail", ...] = ()
+    attached_mails: tuple[ParsedMail, ...] = ()
     forwarded: ForwardedFrom | None = None
     is_delivery_report: bool = False  # multipart/report (RFC 3464 DSN)
     bounced_recipients: tuple[str, ...] = ()  # Final-Recipient of a DSN, lower case

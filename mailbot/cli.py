@@ -1,0 +1,205 @@
+"""`mailbot`: the worker's commands. Thin: build the runtime, call a job, print the outcome.
+
+Tables for people, one JSON document on stdout with --json; logs and errors on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from sqlmodel import Session
+
+from mailbot import jobs
+from registry.paths import bundled
+from registry.runtime import Runtime, print_json, print_table, reported_errors, setup_logging
+
+app = typer.Typer(help="The intake and reminder worker of Utbildning Skaraborg's network registry.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
+log = logging.getLogger("mailbot")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Act as of this date (YYYY-MM-DD).")]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    setup_logging(debug)
+    ctx.obj = Runtime(config_path=config, debug=debug)
+
+
+def _now(rt: Runtime, as_of: str | None) -> datetime:
+    """Now, or the end of the working day of --as-of (so that everything of that day has happened)."""
+    if as_of is None:
+        return datetime.now(UTC)
+    return datetime.combine(rt.today(as_of), time(17, 0), tzinfo=rt.tz).astimezone(UTC)
+
+
+def _print_pass(result: jobs.PollResult, as_json: bool, list_mails: bool = True) -> None:
+    report = result.report
+    if as_json:
+        print_json(
+            {
+                "folder": report.folder,
+                "new": report.new,
+                "registered": report.registered,
+                "review": report.review,
+                "ignored": report.ignored,
+                "already_recorded": report.already_recorded,
+                "idle": report.idle,
+                "mails": report.mails,
+                "sent": len(result.drained.sent) if result.drained else 0,
+            }  # fmt: skip
+        )
+        return
+    if report.mails and list_mails:
+        print_table("Inlästa mejl", ["id", "from", "subject", "status", "network", "kinds"],
+                    [[m["id"], m["from"], m["subject"], m["status"], m["network"], ",".join(m["kinds"])]  # type: ignore[arg-type]
+                     for m in report.mails])  # fmt: skip
+    sent = len(result.drained.sent) if result.drained else 0
+    typer.echo(
+        f"{report.folder}: {report.new} new ({report.registered} registered, {report.review} to review, "
+        f"{report.ignored} ignored), {report.already_recorded} already recorded; {sent} mails sent"
+        + (" (nothing new)" if report.idle else "")
+    )
+
+
+@app.command()
+def poll(ctx: typer.Context, as_json: JsonOption = False,
+         no_send: Annotated[bool, typer.Option("--no-send", help="Queue receipts but do not send them.")] = False,
+         as_of: AsOfOption = None) -> None:  # fmt: skip
+    """One intake pass over the configured mailbox, then send the receipts it queued."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        now = _now(rt, as_of)
+        if sys.stderr.isatty() and not as_json:
+            with Progress(transient=True) as bar:
+                task = bar.add_task("Läser mejl", total=None)
+                result = jobs.poll(rt, now, lambda n: bar.advance(task, n), send=not no_send)
+        else:
+            result = jobs.poll(rt, now, send=not no_send)
+        _print_pass(result, as_json)
+
+
+@app.command()
+def remind(ctx: typer.Context, as_of: AsOfOption = None,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="List the reminders; send and record nothing.")] = False,
+           as_json: JsonOption = False) -> None:  # fmt: skip
+    """Evaluate obligations as of DATE and send the reminders that are due."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        today = rt.today(as_of)
+        listing = jobs.remind(rt, today, _now(rt, as_of), dry_run=dry_run)
+        if as_json:
+            print_json([{k: v for k, v in item.items() if k != "text"} for item in listing])
+            return
+        if not listing:
+            typer.echo(f"{today}: no reminders due" + ("" if jobs.is_working_day(today) else " (not a working day)"))
+            return
+        print_table(f"Påminnelser {today}" + (" (dry run)" if dry_run else ""), ["network", "to", "cc", "subject", "items"],
+                    [[i["network"] or "(admin)", ", ".join(i["to"]), ", ".join(i["cc"]), i["subject"], len(i["obligations"])]  # type: ignore[arg-type]
+                     for i in listing])  # fmt: skip
+
+
+@app.command()
+def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
+    """The embedded default: read the bundled sample Maildir into the SQLite registry, show the status and
+    write the reminders it would send to var/outbox/."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        sample = bundled("sample")
+        overrides: dict[str, object] = {}
+        if rt.settings.maildir is None and rt.settings.imap.host is None:
+            overrides["maildir"] = sample / "maildir"
+        if rt.settings.smtp.host is None and rt.settings.smtp.directory is None:
+            overrides["smtp"] = {**rt.settings.smtp.model_dump(), "directory": Path("var/outbox")}
+        if overrides:
+            rt = Runtime(config_path=rt.config_path, debug=rt.debug, overrides=overrides)
+        as_of = as_of or (sample / "as_of.txt").read_text(encoding="utf-8").strip()
+        today = rt.today(as_of)
+        now = _now(rt, as_of)
+        result = jobs.poll(rt, now)
+        listing = jobs.remind(rt, today, now)
+        findings = jobs.status_findings(rt, today)
+        if as_json:
+            print_json({"as_of": today.isoformat(), "mails": result.report.mails and len(result.report.mails),
+                        "status": [f.as_json() for f in findings],
+                        "reminders": [{k: v for k, v in i.items() if k != "text"} for i in listing]})  # fmt: skip
+            return
+        _print_pass(result, False, list_mails=False)
+        _print_demo_summary(rt, today, findings, listing)
+
+
+def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type: ignore[no-untyped-def]
+    from registry import queries
+
+    rows = []
+    with Session(rt.engine()) as session:
+        for network in rt.registry.networks:
+            meetings = queries.meetings(session, network.key, today.year, today)
+            rows.append([
+                network.key,
+                len(queries.members_in_force(session, network.key, today)),
+                sum(1 for m in meetings if m["status"] == "held"),
+                sum(1 for m in meetings if m["status"] == "planned"),
+                sum(1 for m in meetings if m["has_minutes"]),
+                ", ".join(sorted({f.obligation.value for f in findings if f.network == network.key
+                                  and f.state.value in ("overdue", "at_risk", "breach")})) or "-",
+            ])  # fmt: skip
+    print_table(f"Nätverken per {today}", ["network", "members", "held", "planned", "with minutes", "behind on"], rows)
+    behind = [f for f in findings if f.state.value in ("overdue", "at_risk", "breach")]
+    print_table("Det som saknas", ["network", "obligation", "state", "detail"],
+                [[f.network, f.obligation.value, f.state.value, f.detail] for f in behind])  # fmt: skip
+    directory = rt.settings.smtp.directory
+    queued = [i for i in listing if i.get("queued")]
+    typer.echo(
+        f"{len(listing)} reminders due on {today} ({len(queued)} newly queued); "
+        + (f"written as .eml files to {directory}/" if directory else "sent over SMTP")
+        + ". Run `registry status --as-of "
+        + today.isoformat()
+        + "` for every obligation."
+    )
+
+
+@app.command()
+def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Validate the configuration and try every connection (IMAP or Maildir, SMTP, database)."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        from mailbot.health import run_checks
+
+        results = run_checks(rt, datetime.now(UTC))
+        ok = all(r["ok"] for r in results)
+        if as_json:
+            print_json({"ok": ok, "checks": results})
+        else:
+            print_table("mailbot check", ["check", "ok", "detail"],
+                        [[r["name"], "ok" if r["ok"] else "FAILED", r["detail"]] for r in results])  # fmt: skip
+        if not ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def run(ctx: typer.Context) -> None:
+    """The long-running worker: polls on a schedule, sends reminders at the configured hour on working days."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        from mailbot.worker import run_worker
+
+        rt.engine()  # fail early on a bad database
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        run_worker(rt)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,209 @@
+"""The worker's jobs, shared by the CLI and the scheduler: an intake pass, a reminder run.
+
+Each takes `now` (or `today`) as a parameter; only the CLI's --as-of and the scheduler's tick read the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from email.utils import parseaddr
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from mailbot import outbox
+from mailbot.compose import render
+from mailbot.intake import Intake, PassReport, record_failure
+from mailbot.remind import (
+    ReceiptRequest,
+    mailbox_failing_alert,
+    mailbox_recovered_alert,
+    plan_receipt,
+    plan_reminders,
+)
+from mailbot.sources import SourceError, open_source
+from mailbot.understand.pipeline import Understanding
+from mailbot.understand.types import ParsedMail
+from registry.domain import MailStatus, Role
+from registry.models import BouncingAddress, InboundMail, MailboxState, RunLog
+from registry.queries import members_in_force
+from registry.runtime import Runtime
+from registry.status import status_findings
+
+log = logging.getLogger("mailbot")
+
+
+def own_domains(rt: Runtime) -> list[str]:
+    sender = parseaddr(rt.settings.smtp.sender)[1].lower()
+    return [sender, rt.settings.smtp.message_id_domain.lower()]
+
+
+def bouncing_addresses(session: Session) -> set[str]:
+    return {row.email for row in session.exec(select(BouncingAddress)).all()}
+
+
+def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None]:
+    """Queue the receipt of a registered mail in the mail's own transaction (so it is planned exactly once)."""
+    settings = rt.settings
+
+    def queue_receipt(session: Session, mail: InboundMail, parsed: ParsedMail, understanding: Understanding,
+                      now: datetime) -> None:  # fmt: skip
+        if understanding.status is not MailStatus.REGISTERED or not settings.receipts.enabled:
+            return
+        sender = parsed.sender_email or ""
+        network = rt.registry.network(understanding.network) if understanding.network else None
+        minutes = understanding.minutes[0] if understanding.minutes else None
+        request = ReceiptRequest(
+            mail_id=mail.id or 0,
+            message_id=parsed.message_id,
+            sender_email=sender,
+            sender_name=parsed.sender_name,
+            subject=parsed.subject or "",
+            received=mail.received,
+            network_key=network.key if network else None,
+            network_name=network.name if network else None,
+            kinds=tuple(k.value for k in understanding.kinds),
+            members_count=len(understanding.member_list.members) if understanding.member_list else None,
+            rejected_rows=understanding.member_list.rejected if understanding.member_list else (),
+            meetings=understanding.meeting_dates,
+            cancelled=tuple(e.start.astimezone(rt.tz).date() for e in understanding.calendar_events if e.cancelled),
+            minutes_meeting_date=minutes.meeting_date if minutes else None,
+            deliverable_title=understanding.deliverable_title,
+        )
+        recent = outbox.recent_receipt_count(session, sender, now) if sender else 0
+        planned = plan_receipt(request, now, settings.receipts, recent, own_domains(rt), bouncing_addresses(session))
+        if planned is not None:
+            outbox.queue(session, [planned], now, settings, rt.registry)
+
+    return queue_receipt
+
+
+@dataclass
+class PollResult:
+    report: PassReport
+    drained: outbox.DrainReport | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
+    with Session(engine) as session:
+        row = session.get(RunLog, kind) or RunLog(kind=kind)
+        row.last_start = now
+        if error is None:
+            row.last_success = now
+        row.last_error = error
+        session.add(row)
+        session.commit()
+
+
+def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = None, send: bool = True) -> PollResult:
+    """One intake pass, then the receipts it queued are sent. Raises SourceError when the mailbox fails
+    (after counting the failure and, after N in a row, queueing one alert to the admin)."""
+    engine = rt.engine()
+    intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz, on_recorded=receipt_hook(rt))
+    source = open_source(rt.settings)
+    try:
+        with source:
+            report = intake.run_pass(source, now, progress)
+    except SourceError as error:
+        failures = record_failure(engine, source.folder, str(error), now)
+        _mark_run(engine, "poll", now, str(error))
+        if failures == rt.settings.schedule.failures_before_alert:
+            with Session(engine) as session:
+                state = session.get(MailboxState, source.folder)
+                alert = mailbox_failing_alert(
+                    source.folder, str(error), failures, state.last_good_pass if state else None,
+                    rt.settings.admin.addresses, tz=rt.tz,
+                )  # fmt: skip
+                outbox.queue(session, [alert], now, rt.settings, rt.registry)
+                state.alert_sent = True if state else False  # type: ignore[union-attr]
+                session.commit()
+            if send:
+                outbox.drain_outbox(engine, rt.settings, lambda: now)
+        raise
+    _recovered(rt, engine, source.folder, now)
+    _mark_run(engine, "poll", now, None)
+    result = PollResult(report=report)
+    if send:
+        result.drained = outbox.drain_outbox(engine, rt.settings, lambda: now)
+    return result
+
+
+def _recovered(rt: Runtime, engine: Engine, folder: str, now: datetime) -> None:
+    """After an alert about a failing mailbox, one mail saying it works again."""
+    with Session(engine) as session:
+        state = session.get(MailboxState, folder)
+        if state is None or not state.alert_sent:
+            return
+        alert = mailbox_recovered_alert(folder, 0, state.last_failure, now, rt.settings.admin.addresses, tz=rt.tz)
+        outbox.queue(session, [alert], now, rt.settings, rt.registry)
+        state.alert_sent = False
+        session.add(state)
+        session.commit()
+
+
+def _addresses(rows: list[dict[str, object]], roles: set[Role]) -> list[str]:
+    return [str(r["email"]) for r in rows if r.get("email") and Role(str(r["role"])) in roles]
+
+
+def remind(
+    rt: Runtime, today: date, now: datetime, dry_run: bool = False, send: bool = True
+) -> list[dict[str, object]]:
+    """Evaluate every obligation on `today` and queue (and send) the reminders that are due.
+    With dry_run, render exactly the mails that would go and record nothing."""
+    engine = rt.engine()
+    findings = status_findings(rt, today)
+    presidium_roles = {Role.CHAIR, Role.SECRETARY, Role.PRESIDIUM}
+    with Session(engine) as session:
+        presidium: dict[str, list[str]] = {}
+        chiefs: dict[str, list[str]] = {}
+        for network in rt.registry.networks:
+            rows = members_in_force(session, network.key, today)
+            presidium[network.key] = _addresses(rows, presidium_roles)
+            chiefs[network.key] = _addresses(rows, {Role.SCHOOL_CHIEF}) + (
+                [network.school_chief] if network.school_chief else []
+            )
+        planned = plan_reminders(
+            rt.registry.networks, findings, presidium, chiefs, outbox.ledger(session), today, rt.settings.reminders,
+            rt.settings.admin.addresses, bouncing_addresses(session),
+        )  # fmt: skip
+        networks = {n.key: n for n in rt.registry.networks}
+        listing = []
+        for item in planned:
+            rendered = render(item, networks.get(item.network or ""), networks=networks, tz=rt.tz,
+                              shared_mailbox=rt.settings.smtp.reply_to)  # fmt: skip
+            listing.append(
+                {
+                    "network": item.network,
+                    "kind": item.kind,
+                    "to": list(item.to),
+                    "cc": list(item.cc),
+                    "subject": rendered.subject,
+                    "obligations": [f.id for f in item.findings],
+                    "escalated": item.escalated,
+                    "dedup_key": item.dedup_key,
+                    "text": rendered.text,
+                }  # fmt: skip
+            )
+        if dry_run:
+            return listing
+        written = outbox.queue(session, planned, now, rt.settings, rt.registry)
+        session.commit()
+        queued_keys = {row.dedup_key for row in written}
+    for entry in listing:
+        entry["queued"] = entry["dedup_key"] in queued_keys
+    _mark_run(engine, "remind", now, None)
+    if send:
+        outbox.drain_outbox(engine, rt.settings, lambda: now)
+    return listing
+
+
+def last_runs(engine: Engine) -> dict[str, dict[str, object]]:
+    with Session(engine) as session:
+        return {
+            row.kind: {"last_success": row.last_success, "last_start": row.last_start, "last_error": row.last_error}
+            for row in session.exec(select(RunLog).order_by(col(RunLog.kind))).all()
+        }
