@@ -44,6 +44,13 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # pysqlite only sends BEGIN before the first write, so a SAVEPOINT could start (and its release
+            # commit) a transaction of its own; SQLAlchemy's documented recipe takes over BEGIN instead.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
