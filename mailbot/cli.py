@@ -203,3 +203,7 @@ def run(ctx: typer.Context) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -255,3 +255,7 @@ def review(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
