@@ -226,9 +226,14 @@ def load_registry(config_dir: Path) -> Registry:
     networks = []
     for key, table in raw_networks.get("networks", {}).items():
         table = dict(table)
-        deadlines = {**default_deadlines.model_dump(), **table.pop("deadlines", {})}
         try:
-            networks.append(Network(key=key, deadlines=Deadlines(**deadlines), **table))
+            deadlines = Deadlines(**{**default_deadlines.model_dump(), **table.pop("deadlines", {})})
+        except ValidationError as error:
+            raise _describe(networks_path, error, f"networks.{key}.deadlines") from None
+        except TypeError as error:
+            raise ConfigError(f"{networks_path}: networks.{key}.deadlines: {error}") from None
+        try:
+            networks.append(Network(key=key, deadlines=deadlines, **table))
         except ValidationError as error:
             raise _describe(networks_path, error, f"networks.{key}") from None
         except TypeError as error:

@@ -7,8 +7,11 @@ tests/fixtures/corpus/README.md describes; the outcome comes back in the shape o
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -25,7 +28,7 @@ from mailbot.settings import Settings
 from mailbot.sources import RawMail
 from registry import queries, record
 from registry.config import Registry, load_registry
-from registry.db import open_registry
+from registry.db import make_engine, open_registry
 from registry.domain import MailStatus
 from registry.models import BouncingAddress, InboundMail, Meeting
 from registry.paths import config_dir
@@ -52,6 +55,7 @@ class CaseResult:
     touched_meetings: list[dict[str, Any]] = field(default_factory=list)  # announced meetings this mail created/changed
     minutes: list[dict[str, Any]] = field(default_factory=list)  # minutes this mail recorded
     bounced: list[str] = field(default_factory=list)
+    member_list_recorded: bool = False  # this mail registered a member list
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_expected_shape(self) -> dict[str, Any]:
@@ -114,6 +118,23 @@ def _load_baseline(session: Session) -> None:
     session.commit()
 
 
+@cache
+def _template() -> Path:
+    """A migrated registry with the baseline loaded, made once per process and copied for each case."""
+    folder = Path(tempfile.mkdtemp(prefix="mailbot-corpus-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "baseline.sqlite3"
+    engine = open_registry(f"sqlite:///{path}", _registry())
+    try:
+        with Session(engine) as session:
+            _load_baseline(session)
+        with engine.connect() as connection:  # everything into the main file, so that a copy is complete
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    return path
+
+
 def _settings() -> Settings:
     # The corpus runs with the built-in defaults, whatever the environment says.
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MAILBOT_")}
@@ -128,19 +149,17 @@ def run_case(eml_path: Path, tmp_path: Path) -> CaseResult:
     eml_path = Path(eml_path)
     expected = expected_of(eml_path)
     registry = _registry()
-    engine = open_registry(f"sqlite:///{tmp_path / (eml_path.stem + '.sqlite3')}", registry)
+    database = tmp_path / (eml_path.stem + ".sqlite3")
+    shutil.copyfile(_template(), database)
+    engine = make_engine(f"sqlite:///{database}")
     try:
-        with Session(engine) as session:
-            _load_baseline(session)
         intake = Intake(engine=engine, settings=_settings(), registry=registry, tz=TZ)
         sequence = [CORPUS / name for name in expected.get("preceded_by", [])] + [eml_path]
         report = PassReport(folder="INBOX")
         for uid, path in enumerate(sequence, start=1):
             raw = path.read_bytes()
             now = mail_date(raw) + timedelta(hours=1)
-            mail = RawMail(
-                folder="INBOX", uidvalidity=1, uid=uid, raw=raw, size=len(raw), internal_date=None, flags=()
-            )
+            mail = RawMail(folder="INBOX", uidvalidity=1, uid=uid, raw=raw, size=len(raw), internal_date=None, flags=())
             intake.record_mail(mail, 1, now, report)
         raw = eml_path.read_bytes()
         with Session(engine) as session:
@@ -167,6 +186,7 @@ def _collect(session: Session, eml_path: Path, expected: dict[str, Any], raw: by
     )
     rejected = details.get("rejected_rows")
     result.rejected_rows = len(rejected) if isinstance(rejected, list) else None
+    result.member_list_recorded = "members" in details
     member_network = network or expected.get("network")
     if "members" in expected and member_network:
         result.members = [

@@ -72,19 +72,27 @@ def has_any(text: str, words: Iterable[str]) -> bool:
     return any(fold(word) in folded for word in words)
 
 
-def is_auto_reply(mail: ParsedMail) -> str | None:
-    """The reason this is an automatic reply (RFC 3834 and Outlook's habits), or None."""
+def is_auto_reply(mail: ParsedMail, weak: bool = True) -> str | None:
+    """The reason this is an automatic reply (RFC 3834 and Outlook's habits), or None.
+
+    The strong signals (Auto-Submitted: auto-replied, X-Autoreply, an out-of-office subject) name a reply; the weak
+    ones (Auto-Submitted: auto-generated, X-Auto-Response-Suppress) are also set by newsletters and mail systems,
+    so a caller checks bulk mail first and the weak signals after it (`weak=False` leaves them out)."""
     auto = (mail.header("auto-submitted") or "").strip().lower()
-    if auto and not auto.startswith("no"):
+    if auto.startswith("auto-replied"):
         return f"Auto-Submitted: {auto}"
     for header in ("x-autoreply", "x-autorespond", "x-auto-response"):
         if mail.header(header):
             return f"{header} header"
+    if AUTO_REPLY_SUBJECT.search(mail.subject or ""):
+        return f"subject {mail.subject!r} is an out-of-office reply"
+    if not weak:
+        return None
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
     suppress = (mail.header("x-auto-response-suppress") or "").lower()
     if "all" in suppress or "oof" in suppress:
         return f"X-Auto-Response-Suppress: {suppress}"
-    if AUTO_REPLY_SUBJECT.search(mail.subject or ""):
-        return f"subject {mail.subject!r} is an out-of-office reply"
     return None
 
 
@@ -163,12 +171,18 @@ def reply_to_own_mail(
     return False, None
 
 
-def kind_words(mail: ParsedMail, filenames: Sequence[str]) -> set[MailKind]:
-    """Kinds the subject and file names announce (what the sender says the mail is)."""
-    subject = FORWARD_PREFIX.sub("", REPLY_PREFIX.sub("", mail.subject or ""))
-    if mail.forwarded and mail.forwarded.subject:
-        subject += " " + mail.forwarded.subject
-    said = f"{subject} {' '.join(filenames)}"
+def is_reply_subject(mail: ParsedMail) -> bool:
+    """Whether the subject is a reply's ("SV:", "RE:", "AW:"): it then names the mail answered, not this one."""
+    return REPLY_PREFIX.match(mail.subject or "") is not None
+
+
+def kind_words(mail: ParsedMail, filenames: Sequence[str], subject: bool = True) -> set[MailKind]:
+    """Kinds the subject and file names announce (what the sender says the mail is); `subject=False` reads the
+    file names only."""
+    said_subject = FORWARD_PREFIX.sub("", REPLY_PREFIX.sub("", mail.subject or "")) if subject else ""
+    if subject and mail.forwarded and mail.forwarded.subject:
+        said_subject += " " + mail.forwarded.subject
+    said = f"{said_subject} {' '.join(filenames)}"
     kinds = set()
     if has_any(said, MINUTES_WORDS):
         kinds.add(MailKind.MINUTES)

@@ -134,6 +134,10 @@ _DEADLINE_BEFORE = re.compile(
     _FLAGS,
 )
 _DEADLINE_REACH = 40  # characters before a date that are searched for deadline words
+# Nor is the date a document was adopted or written ("Fastställd av presidiet 2025-01-28").
+_DOCUMENT_DATE_BEFORE = re.compile(
+    r"\b(?:fastställ(?:d|t|des)|daterad|upprättad|reviderad|uppdaterad)\b[^.!?\n]*$", _FLAGS
+)
 
 _TIME_WITH_KL = re.compile(
     r"\bkl(?:ockan)?\.?\s*(?P<h1>\d{1,2})(?:[.:](?P<m1>\d{2}))?"
@@ -188,7 +192,7 @@ _CONNECTOR_ONLY = re.compile(r"^[\s,;/&|–-]*(?:(?:och|samt|eller)[\s,;/&|–-]
 # A place never starts with these: the words open a sentence or a remark instead.
 _NOT_PLACE_FIRST_WORDS = frozenset(
     "vi då och med om för tema ca cirka se obs ev eventuellt prel preliminärt inställt inställd "
-    "heldag halvdag lunch fika anmälan senast samt eller tid kl klockan".split()
+    "heldag halvdag lunch fika anmälan senast samt eller tid kl klockan alla samtliga varje".split()
 )
 _PLACE_MAX_WORDS = 8
 _TABLE_CELL_SPLIT = re.compile(r"\s*\|\s*|\t+")
@@ -299,6 +303,10 @@ def parse_meeting_dates(text: str, context: date) -> DateParseResult:
     table_place_column: int | None = None
     open_dates: list[_Found] = []  # the last date line's dates, for "Plats:"/"Tid:" lines below it
     lines_since_dates = 0
+    # "Tid: 13.00–16.00", "Plats: Stadshuset Skövde", "(alla kl. 9–12 på X)" on a line without a date.
+    general_times: list[tuple[time, time | None]] = []
+    general_places: list[str] = []
+    before_dates: list[tuple[tuple[tuple[time, time | None] | None, str | None], int]] = []  # (stated, lines ago)
 
     for raw_line in text.splitlines():
         line = raw_line.strip()
@@ -336,6 +344,14 @@ def parse_meeting_dates(text: str, context: date) -> DateParseResult:
                 table_place_column = _place_column(cells)
             else:
                 table_place_column = None
+                stated = (_general_time(line), _general_place(line))
+                if stated != (None, None):
+                    # Only next to the dates: within a few lines after them, or just before the first of them.
+                    if found and lines_since_dates < _FOLLOWING_LINES:
+                        _keep_general(stated, general_times, general_places)
+                    elif not found:
+                        before_dates.append((stated, 0))
+            before_dates = [(stated, age + 1) for stated, age in before_dates]
             lines_since_dates += 1
             if open_dates and lines_since_dates <= _FOLLOWING_LINES:
                 _apply_following_line(line, open_dates)
@@ -356,11 +372,71 @@ def parse_meeting_dates(text: str, context: date) -> DateParseResult:
             table_place_column = None
             _read_line(blanked, read)
         line_dates = [found for _, found in read]
+        for stated, age in before_dates:
+            if age <= _FOLLOWING_LINES:
+                _keep_general(stated, general_times, general_places)
+        before_dates = []
         found.extend(line_dates)
         open_dates = line_dates
         lines_since_dates = 0
 
+    _apply_general(found, general_times, general_places)
     return DateParseResult(dates=_merged(found), problems=tuple(dict.fromkeys(problems)))
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ(])")
+_FOR_ALL = re.compile(r"\b(?:alla|samtliga|varje|samma)\b", _FLAGS)
+
+
+def _general_time(line: str) -> tuple[time, time | None] | None:
+    """The time of a line that states it for every meeting: "Tid: 13.00–16.00", "alla kl. 9–12"."""
+    for part in _SENTENCE_SPLIT.split(line):
+        if _FOLLOWING_TIME.match(part) or _FOR_ALL.search(part):
+            start, end, _ = _find_time(part)
+            if start is not None:
+                return start, end
+    return None
+
+
+def _general_place(line: str) -> str | None:
+    """The place of a line that states it for every meeting: "Plats: Stadshuset", "alla kl. 9–12 på X"."""
+    for part in _SENTENCE_SPLIT.split(line):
+        if match := _FOLLOWING_PLACE.match(part):
+            return _clean_place(match["place"])
+        if _FOR_ALL.search(part):
+            _start, _end, span = _find_time(part)
+            if span is not None:
+                tail = part[span[1] :]
+                if re.match(r"\s*(?:i|på|hos)\s", tail, _FLAGS):
+                    return _clean_place(tail)
+    return None
+
+
+def _keep_general(
+    stated: tuple[tuple[time, time | None] | None, str | None],
+    times: list[tuple[time, time | None]],
+    places: list[str],
+) -> None:
+    if stated[0] is not None:
+        times.append(stated[0])
+    if stated[1] is not None:
+        places.append(stated[1])
+
+
+def _apply_general(found: list[_Found], times: list[tuple[time, time | None]], places: list[str]) -> None:
+    """A time or place stated once applies to every date, when it is the only one the text states and no date
+    says otherwise."""
+    if len(set(times)) == 1:
+        start, end = times[0]
+        if all(item.start in (None, start) for item in found):
+            for item in found:
+                if item.start is None:
+                    item.start, item.end = start, end
+    if len({place.casefold() for place in places}) == 1:
+        place = places[0]
+        if all(item.place is None or item.place.casefold() == place.casefold() for item in found):
+            for item in found:
+                item.place = item.place or place
 
 
 def _find_tokens(text: str, include_short_compact: bool = False) -> list[_Token]:
@@ -417,7 +493,11 @@ def _token_from_match(kind: str, match: re.Match[str]) -> _Token:
 def _is_deadline(text_before: str) -> bool:
     """Whether the text between the previous date (or the line start) and a date makes it a deadline."""
     text_before = text_before[-_DEADLINE_REACH:]
-    return bool(_DEADLINE_RIGHT_BEFORE.search(text_before) or _DEADLINE_BEFORE.search(text_before))
+    return bool(
+        _DEADLINE_RIGHT_BEFORE.search(text_before)
+        or _DEADLINE_BEFORE.search(text_before)
+        or _DOCUMENT_DATE_BEFORE.search(text_before)
+    )
 
 
 def _nearest(build: Callable[[int], date | None], context: date, prefer: Literal["past", "future"]) -> date | None:
@@ -609,6 +689,9 @@ def _place_after(tail: str, after_time: bool) -> str | None:
 
 
 def _clean_place(text: str) -> str | None:
+    text = re.split(r"(?<=[^\s.][^\s.])[.!?](?:\s|$)", text, maxsplit=1)[0]  # "i Stadshuset. Observera att ..."
+    if ")" in text and "(" not in text.split(")", 1)[0]:
+        text = text.split(")", 1)[0]  # "(alla kl. 9–12 på Skaraborgs Kommunalförbund, Skövde):"
     place = _TRAILING_CONNECTOR.sub("", re.sub(r"\s+", " ", text)).strip(" \t,;:.!-–—")
     if keyword := _PLACE_KEYWORD.match(place):
         place = place[keyword.end() :]

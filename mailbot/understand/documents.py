@@ -31,6 +31,7 @@ _DAMAGED = {
     "docx": "Word-filen kunde inte läsas (filen verkar skadad)",
     "xlsx": "Excel-filen kunde inte läsas (filen verkar skadad)",
 }
+DAMAGED_PROBLEMS = frozenset({*_DAMAGED.values(), "filen kunde inte läsas"})  # the bytes are not the file they claim
 
 
 def extract_text(attachment: Attachment) -> tuple[str | None, str | None]:

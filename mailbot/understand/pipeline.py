@@ -6,6 +6,7 @@ When anything is unsure, the Understanding says `review` with the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,14 +25,16 @@ from .classify import (
     has_any,
     is_auto_reply,
     is_bulk,
+    is_reply_subject,
     kind_words,
     reply_to_own_mail,
 )
-from .documents import extract_text
+from .documents import DAMAGED_PROBLEMS, extract_text
 from .members import parse_member_list
 from .minutes import parse_minutes
 from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
 
+NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".doc", ".odt", ".rtf", ".txt")
 TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".xls", ".ods")
 
@@ -111,16 +114,22 @@ def understand(mail: ParsedMail, ctx: Context, arrival: datetime) -> Understandi
         return Understanding(MailStatus.REVIEW, (MailKind.OTHER,), review_reason=reason, sender=mail.sender_email)
     if ctx.assigned_network is not None:
         return _understand_content(mail, ctx, arrival)
-    if (why := is_auto_reply(mail)) is not None:
-        return Understanding(MailStatus.IGNORED, (MailKind.AUTO_REPLY,), reasons=(why,), sender=mail.sender_email)
-    if (why := is_bulk(mail)) is not None:
+    # A delivery report first (it carries Auto-Submitted too), then a person's automatic reply, then bulk and
+    # list mail, and last the weak automatic-reply signals newsletters also carry.
+    if mail.is_delivery_report:
         return Understanding(
             MailStatus.IGNORED,
             (MailKind.BULK,),
-            reasons=(why,),
+            reasons=("delivery status report (RFC 3464)",),
             sender=mail.sender_email,
             bounced=mail.bounced_recipients,
         )
+    if (why := is_auto_reply(mail, weak=False)) is not None:
+        return Understanding(MailStatus.IGNORED, (MailKind.AUTO_REPLY,), reasons=(why,), sender=mail.sender_email)
+    if (why := is_bulk(mail)) is not None:
+        return Understanding(MailStatus.IGNORED, (MailKind.BULK,), reasons=(why,), sender=mail.sender_email)
+    if (why := is_auto_reply(mail)) is not None:
+        return Understanding(MailStatus.IGNORED, (MailKind.AUTO_REPLY,), reasons=(why,), sender=mail.sender_email)
     if mail.message_id and mail.message_id.lower().endswith("@" + ctx.own_domain.lower()):
         return Understanding(
             MailStatus.IGNORED, (MailKind.BULK,), reasons=("the product's own mail",), sender=mail.sender_email
@@ -170,7 +179,14 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     reasons.extend(choice.reasons)
     network = ctx.registry.network(choice.network) if choice.network else None
 
-    said = set(ctx.assigned_kinds) if ctx.assigned_kinds is not None else kind_words(mail, filenames)
+    # `said`: what the subject and file names announce, which decides what to look for. `declared`: what the mail
+    # itself claims to be, which makes a missing fact a problem. A reply's subject ("SV: Påminnelse: protokoll
+    # saknas") names the mail it answers: it says where to look, but only the reply's file names declare anything.
+    if ctx.assigned_kinds is not None:
+        said = declared = set(ctx.assigned_kinds)
+    else:
+        said = kind_words(mail, filenames)
+        declared = kind_words(mail, filenames, subject=False) if is_reply_subject(mail) else said
     kinds: set[MailKind] = set()
     problems: list[str] = []  # English review reasons
 
@@ -210,7 +226,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         )
         if member_list is not None and member_list.members:
             kinds.add(MailKind.MEMBER_LIST)
-        elif MailKind.MEMBER_LIST in said and not events and MailKind.MINUTES not in said:
+        elif MailKind.MEMBER_LIST in declared and not events and MailKind.MINUTES not in said:
             kinds.add(MailKind.MEMBER_LIST)
             if member_list is not None and member_list.rejected:
                 problems.append(f"member list has no readable row ({len(member_list.rejected)} rows rejected)")
@@ -226,10 +242,15 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if deliverable_document is not None:
         used.add(id(deliverable_document))
     candidates = [a for a in attachments if id(a) not in used and _suffix(a.filename) in DOCUMENT_SUFFIXES]
-    if MailKind.MINUTES in said or (candidates and not kinds):
-        minutes_documents, minutes_problems = _read_minutes(mail, candidates, ctx, context_day, said)
-        if minutes_documents or MailKind.MINUTES in said:
+    if MailKind.MINUTES in said or (candidates and not kinds and MailKind.MEETING_DATES not in said):
+        minutes_documents, minutes_problems, has_document = _read_minutes(
+            mail, candidates, ctx, context_day, said, MailKind.MINUTES in declared
+        )
+        # The kind is a fact too: minutes are what the mail holds only when a document (or the body) is there;
+        # a subject saying "protokoll" over a damaged file or no file at all is a mail for a person ("other").
+        if minutes_documents or (MailKind.MINUTES in declared and has_document):
             kinds.add(MailKind.MINUTES)
+        if minutes_documents or MailKind.MINUTES in declared:
             problems.extend(minutes_problems)
 
     # 5. Meeting dates in the text (and in Word documents), when said, or when nothing else was found.
@@ -253,9 +274,22 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         date_problems = tuple(collected_problems)
         if meeting_dates:
             kinds.add(MailKind.MEETING_DATES)
-        elif MailKind.MEETING_DATES in said and not events and not kinds:
+        elif MailKind.MEETING_DATES in declared and not events and not kinds:
             kinds.add(MailKind.MEETING_DATES)
             problems.append("the mail says it has meeting dates but no date could be read")
+    elif MailKind.MINUTES in kinds:
+        # Minutes often announce the next meeting in the mail's own text ("Nästa träff: tisdag 21 oktober ...");
+        # only those lines are read, and only dates after the mail (the minutes' own meeting is not announced here).
+        lines = [line for line in mail.body_text.splitlines() if NEXT_MEETING.search(line)]
+        if lines:
+            result = date_parser.parse_meeting_dates("\n".join(lines), context_day)
+            meeting_dates = tuple(item for item in result.dates if item.date > context_day)
+            date_problems = tuple(result.problems)
+            if meeting_dates:
+                kinds.add(MailKind.MEETING_DATES)
+    if date_problems and (meeting_dates or MailKind.MEETING_DATES in declared):
+        # A date the sender may have mistyped ("fredag 13 mars" is a Thursday) is not recorded as a fact.
+        problems.append("meeting dates in doubt: " + "; ".join(date_problems))
 
     if is_reply:
         kinds.add(MailKind.REPLY)
@@ -289,9 +323,15 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
 
 
 def _read_minutes(
-    mail: ParsedMail, candidates: Sequence[Attachment], ctx: Context, context_day: date, said: set[MailKind]
-) -> tuple[list[MinutesDocument], list[str]]:
-    """Every minutes document in the mail with its meeting date, or the problems that stop it."""
+    mail: ParsedMail,
+    candidates: Sequence[Attachment],
+    ctx: Context,
+    context_day: date,
+    said: set[MailKind],
+    body_may_be_minutes: bool,
+) -> tuple[list[MinutesDocument], list[str], bool]:
+    """Every minutes document in the mail with its meeting date, the problems that stop it, and whether the mail
+    holds a document at all (a damaged file whose bytes cannot be opened is not one)."""
     subject_date = date_parser.parse_date(mail.subject or "", context_day, "past")
     if subject_date is None and mail.forwarded and mail.forwarded.subject:
         subject_date = date_parser.parse_date(mail.forwarded.subject, context_day, "past")
@@ -299,11 +339,12 @@ def _read_minutes(
     for attachment in candidates:
         text, problem = extract_text(attachment)
         sources.append((attachment.filename or "bilaga", attachment.content_type, attachment.payload, text, problem))
-    if not sources and MailKind.MINUTES in said and mail.body_text.strip():
+    if not sources and body_may_be_minutes and mail.body_text.strip():
         body = mail.body_text
         sources.append(("meddelandetext.txt", "text/plain", body.encode("utf-8"), body, None))
     documents: list[MinutesDocument] = []
     problems: list[str] = []
+    has_document = any(problem not in DAMAGED_PROBLEMS for *_rest, problem in sources)
     for filename, media_type, payload, text, problem in sources:
         if text is None or not text.strip():
             problems.append(f"unreadable document {filename!r}: {problem or 'no text'}")
@@ -327,9 +368,9 @@ def _read_minutes(
             problems.append(f"minutes date {meeting_date.isoformat()} is after the mail was sent")
             continue
         documents.append(MinutesDocument(filename, media_type, payload, text, meeting_date, result))
-    if not documents and not problems and MailKind.MINUTES in said:
+    if not documents and not problems and body_may_be_minutes:
         problems.append("the mail says it has minutes but no minutes document was found")
-    return documents, problems
+    return documents, problems, has_document
 
 
 def _authorisation_problems(

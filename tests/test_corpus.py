@@ -1,0 +1,86 @@
+"""The whole pipeline over the mail corpus: every case's expected outcome, field by field.
+
+Precision is the bar: a fact recorded must be the fact the mail states (tests/fixtures/corpus/README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpus_runner import CaseResult, case_paths, run_case
+
+XFAIL: dict[str, str] = {}  # case stem -> the precise gap (strict xfail)
+
+
+def _params() -> list[Any]:
+    params = []
+    for path in case_paths():
+        marks = [pytest.mark.xfail(strict=True, reason=XFAIL[path.stem])] if path.stem in XFAIL else []
+        params.append(pytest.param(path, id=path.stem, marks=marks))
+    return params
+
+
+def _member(m: dict[str, Any]) -> tuple[str, str, str | None, str]:
+    return (m["name"], m["email"], m["municipality"], m["role"])
+
+
+def _meeting_matches(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
+    if actual["date"] != expected["date"] or actual["status"] != expected["status"]:
+        return False
+    if actual["start"] != expected.get("start"):
+        return False
+    if "place" in expected:
+        return (actual["place"] or "").casefold() == (expected["place"] or "").casefold()
+    return True
+
+
+@pytest.mark.parametrize("eml_path", _params())
+def test_corpus_case(eml_path: Path, tmp_path: Path) -> None:
+    result: CaseResult = run_case(eml_path, tmp_path)
+    expected = result.expected
+    where = f"{eml_path.stem}: reason={result.reason!r}"
+
+    assert result.status == expected["status"], where
+    assert result.network == expected["network"], where
+    assert result.kinds == sorted(expected["kinds"]), where
+    if "review_reason_contains" in expected:
+        assert expected["review_reason_contains"] in result.reason.lower(), where
+
+    if "members" in expected:
+        assert result.member_list_recorded, f"{where}: no member list was recorded"
+        assert result.members is not None, where
+        assert sorted(map(_member, result.members), key=str) == sorted(map(_member, expected["members"]), key=str), (
+            where
+        )
+    else:
+        assert not result.member_list_recorded, f"{where}: a member list was recorded"
+    if "rejected_rows" in expected:
+        assert result.rejected_rows == expected["rejected_rows"], where
+
+    if "meetings" in expected:
+        by_date = {m["date"]: m for m in result.meetings}
+        for meeting in expected["meetings"]:
+            actual = by_date.get(meeting["date"])
+            assert actual is not None, f"{where}: meeting {meeting['date']} not recorded"
+            assert _meeting_matches(meeting, actual), f"{where}: expected {meeting}, recorded {actual}"
+        # No other meeting created or changed by this mail (a wrong date is a wrong fact).
+        extra = {m["date"] for m in result.touched_meetings} - {m["date"] for m in expected["meetings"]}
+        assert not extra, f"{where}: meetings recorded that the mail does not state: {sorted(extra)}"
+    elif result.status == "registered":
+        assert not result.touched_meetings, f"{where}: unexpected meetings {result.touched_meetings}"
+
+    if "minutes" in expected:
+        assert len(result.minutes) == 1, f"{where}: minutes recorded {result.minutes}"
+        actual_minutes = result.minutes[0]
+        assert actual_minutes["meeting_date"] == expected["minutes"]["meeting_date"], where
+        if "municipalities_present" in expected["minutes"]:
+            assert actual_minutes["municipalities_present"] == expected["minutes"]["municipalities_present"], where
+    else:
+        assert not result.minutes, f"{where}: unexpected minutes {result.minutes}"
+
+    if "bounced" in expected:
+        assert result.bounced == sorted(expected["bounced"]), where
+    else:
+        assert not result.bounced, where
