@@ -6,7 +6,6 @@ The files are built here with openpyxl and python-docx, the way secretaries' Off
 from __future__ import annotations
 
 import io
-import tomllib
 
 import pytest
 from docx import Document
@@ -14,22 +13,7 @@ from openpyxl import Workbook
 
 from mailbot.understand.members import parse_member_lines, parse_member_list, parse_member_table, parse_role
 from mailbot.understand.types import Attachment, MemberRow, RejectedRow
-from registry.config import ConfigError, Municipality, MunicipalityIndex, load_registry
 from registry.domain import Role
-from registry.paths import config_dir
-
-
-@pytest.fixture(scope="module")
-def municipalities() -> MunicipalityIndex:
-    try:
-        return load_registry(config_dir()).municipality_index()
-    except ConfigError:
-        # networks.toml may not exist yet; the municipalities alone are enough here.
-        with (config_dir() / "municipalities.toml").open("rb") as handle:
-            raw = tomllib.load(handle)
-        return MunicipalityIndex(
-            tuple(Municipality(**m) for m in raw["municipality"]), tuple(raw.get("federation_domains", ()))
-        )
 
 
 def xlsx_attachment(rows: list[list[object]], filename: str = "Medlemmar SKIS 2025.xlsx") -> Attachment:

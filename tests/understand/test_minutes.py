@@ -6,7 +6,6 @@ Word and PDF files are built here with python-docx and fpdf2 and read through do
 from __future__ import annotations
 
 import io
-import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -17,23 +16,8 @@ from fpdf import FPDF
 from mailbot.understand.documents import extract_text
 from mailbot.understand.minutes import NO_ATTENDANCE, NO_DATE, parse_minutes
 from mailbot.understand.types import Attachment
-from registry.config import ConfigError, Municipality, MunicipalityIndex, load_registry
-from registry.paths import config_dir
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-
-
-@pytest.fixture(scope="module")
-def municipalities() -> MunicipalityIndex:
-    try:
-        return load_registry(config_dir()).municipality_index()
-    except ConfigError:
-        # networks.toml may not exist yet; the municipalities alone are enough here.
-        with (config_dir() / "municipalities.toml").open("rb") as handle:
-            raw = tomllib.load(handle)
-        return MunicipalityIndex(
-            tuple(Municipality(**m) for m in raw["municipality"]), tuple(raw.get("federation_domains", ()))
-        )
 
 
 SKIS_MINUTES = """Minnesanteckningar SKIS 2025-03-14
