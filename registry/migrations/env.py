@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import registry.models_ops  # noqa: F401  (the worker lease table)
 
 config = context.config
 target_metadata = SQLModel.metadata

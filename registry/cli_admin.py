@@ -1,0 +1,125 @@
+"""The admin's window, part two: `registry search`, `registry calendar`, `registry export-person`,
+`registry forget`. Registered on registry.cli.app (imported at the bottom of registry/cli.py)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from sqlmodel import Session
+
+from registry.calendar_feed import calendar as build_calendar
+from registry.calendar_feed import count_events
+from registry.cli import JsonOption, YearOption, _runtime, app
+from registry.privacy import forget_person, person_export
+from registry.runtime import UsageError, print_json, print_table, reported_errors
+from registry.search import search as run_search
+
+log = logging.getLogger("registry")
+NetworkOption = Annotated[str | None, typer.Option("--network", help="Only this network.")]
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    words: Annotated[
+        str, typer.Argument(metavar="TEXT", help='Words to find; `elevhäls*` is a prefix, "a b" a phrase.')
+    ],
+    network: NetworkOption = None,
+    year: YearOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many hits.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Full-text search over the minutes and the registered mails."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        key = rt.network_key(network) if network else None
+        with Session(rt.engine(create=False)) as session:
+            hits = run_search(session, words, key, year, limit)
+        if as_json:
+            print_json([h.as_json() for h in hits])
+            return
+        print_table(
+            f"Sökträffar för {words!r}",
+            ["kind", "id", "network", "date", "file / subject", "snippet"],
+            [
+                [
+                    "protokoll" if h.kind == "minutes" else "mejl",
+                    h.id,
+                    h.network or "-",
+                    h.meeting_date or (h.received or "")[:10],
+                    escape(h.filename or h.subject or ""),
+                    escape(" ".join(h.snippet.split())),
+                ]
+                for h in hits
+            ],
+        )
+        if not hits:
+            typer.echo("Inga träffar.", err=True)
+
+
+@app.command()
+def calendar(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The .ics file to write.")],
+    network: NetworkOption = None,
+) -> None:
+    """Every planned, held and cancelled meeting as an iCalendar file (subscribe in Outlook or Thunderbird)."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        key = rt.network_key(network) if network else None
+        with Session(rt.engine(create=False)) as session:
+            cal = build_calendar(session, rt.registry, datetime.now(UTC), key)
+        data = cal.to_ical()
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+        typer.echo(f"{count_events(cal)} meetings -> {out}")
+
+
+@app.command("export-person")
+def export_person(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
+) -> None:
+    """Everything the registry holds about a person, as JSON (GDPR access request)."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        if "@" not in address:
+            raise UsageError(f"{address!r} is not an e-mail address")
+        with Session(rt.engine(create=False)) as session:
+            print_json(person_export(session, address))
+
+
+@app.command()
+def forget(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a person: memberships anonymised, address out of the outbox, mails and documents naming them purged."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        if "@" not in address:
+            raise UsageError(f"{address!r} is not an e-mail address")
+        engine = rt.engine(create=False)
+        if not yes and not typer.confirm(
+            "Erase this person from the registry? This cannot be undone.", default=False, err=True
+        ):
+            typer.echo("Nothing erased.", err=True)
+            raise typer.Exit(1)
+        done = forget_person(engine, address)
+        summary = {what: count for what, count in sorted(done.items())}
+        if as_json:
+            print_json({"erased": bool(done), "done": summary})
+            return
+        if not done:
+            typer.echo("The registry held nothing about that address.")
+            return
+        for what, count in summary.items():
+            typer.echo(f"{what}: {count}")

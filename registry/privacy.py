@@ -1,0 +1,313 @@
+"""Data protection: everything held about a person (export), and erasing them (forget).
+
+`forget` keeps the facts (meetings, minutes, member counts per municipality) and their provenance ids,
+and removes the person: their Person row, the link from their memberships, their address in the outbox,
+and every stored mail or document that names them (raw bytes purged, text redacted).
+"""
+
+from __future__ import annotations
+
+import email
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from email import policy
+from email.message import Message
+
+from sqlalchemy import Engine, func, or_
+from sqlmodel import Session, col, select
+
+from registry.models import (
+    BouncingAddress,
+    Document,
+    InboundMail,
+    MemberList,
+    Membership,
+    OutboundMail,
+    Person,
+)
+
+log = logging.getLogger("registry.privacy")
+REDACTED = "[borttagen]"
+REDACTED_ADDRESS = "borttagen@invalid"
+
+
+def normalise(address: str) -> str:
+    return address.strip().lower()
+
+
+def person_export(session: Session, address: str) -> dict[str, object]:
+    """Everything the registry holds about the person with this address, JSON-ready."""
+    address = normalise(address)
+    person = session.exec(select(Person).where(func.lower(Person.email) == address)).first()
+    memberships = []
+    if person is not None:
+        for membership in session.exec(
+            select(Membership).where(Membership.person_id == person.id).order_by(col(Membership.valid_from))
+        ).all():
+            memberships.append(
+                {
+                    "network": membership.network_key,
+                    "role": membership.role,
+                    "municipality": membership.municipality,
+                    "valid_from": membership.valid_from.isoformat(),
+                    "valid_to": membership.valid_to.isoformat() if membership.valid_to else None,
+                    "member_list_id": membership.member_list_id,
+                    "source_mail_id": membership.source_mail_id,
+                }
+            )
+    inbound = session.exec(
+        select(InboundMail).where(func.lower(InboundMail.from_address) == address).order_by(col(InboundMail.id))
+    ).all()
+    outbound = [
+        mail
+        for mail in session.exec(select(OutboundMail).order_by(col(OutboundMail.id))).all()
+        if address in _addresses(mail.recipients) or address in _addresses(mail.cc)
+    ]
+    bounces = session.exec(select(BouncingAddress).where(func.lower(BouncingAddress.email) == address)).all()
+    return {
+        "email": address,
+        "person": {"id": person.id, "email": person.email, "name": person.name} if person else None,
+        "memberships": memberships,
+        "mails_from": [
+            {
+                "id": mail.id,
+                "subject": mail.subject,
+                "received": mail.received.isoformat(),
+                "status": mail.status,
+                "network": mail.network_key,
+                "kinds": [k for k in mail.kinds.split(",") if k],
+            }
+            for mail in inbound
+        ],
+        "mails_to": [
+            {
+                "id": mail.id,
+                "subject": mail.subject,
+                "kind": mail.kind,
+                "state": mail.state,
+                "network": mail.network_key,
+                "created": mail.created.isoformat(),
+                "sent_at": mail.sent_at.isoformat() if mail.sent_at else None,
+                "as": "to" if address in _addresses(mail.recipients) else "cc",
+            }
+            for mail in outbound
+        ],
+        "review_items": [
+            {
+                "id": mail.id,
+                "subject": mail.subject,
+                "reason": mail.reason,
+                "received": mail.received.isoformat(),
+                "resolved_at": mail.resolved_at.isoformat() if mail.resolved_at else None,
+                "resolution": mail.resolution,
+            }
+            for mail in inbound
+            if mail.status == "review"
+        ],
+        "bouncing": [
+            {"first_bounce": b.first_bounce.isoformat(), "last_bounce": b.last_bounce.isoformat()} for b in bounces
+        ],
+    }
+
+
+def _addresses(field_value: str) -> list[str]:
+    return [normalise(a) for a in field_value.split(",") if a.strip()]
+
+
+@dataclass
+class Redactor:
+    """Finds and replaces a person's address and names in text and bytes (case-insensitive)."""
+
+    address: str
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        needles = [self.address] + [n for n in self.names if n]
+        needles = sorted({n.strip() for n in needles if len(n.strip()) >= 3}, key=len, reverse=True)
+        self.needles = needles
+        self._pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE) if needles else None
+        # Names also as they may sit in headers or bodies: with flexible white space.
+        self._loose = (
+            re.compile("|".join(r"\s+".join(re.escape(p) for p in n.split()) for n in needles), re.IGNORECASE)
+            if needles
+            else None
+        )
+
+    def found_in_text(self, value: str | None) -> bool:
+        return bool(value) and self._loose is not None and self._loose.search(value) is not None  # type: ignore[arg-type]
+
+    def redact(self, value: str) -> str:
+        if not value or self._loose is None:
+            return value
+        return self._loose.sub(REDACTED, value)
+
+    def found_in_bytes(self, data: bytes | None) -> bool:
+        if not data:
+            return False
+        lowered = data.lower()
+        for needle in self.needles:
+            for encoding in ("utf-8", "latin-1", "utf-16-le"):
+                try:
+                    if needle.lower().encode(encoding) in lowered:
+                        return True
+                except UnicodeEncodeError:
+                    continue
+        return self.found_in_text(_decoded_mail_text(data))
+
+
+def _decoded_mail_text(raw: bytes) -> str:
+    """The headers and text parts of a mail, decoded (encoded-words, base64, quoted-printable)."""
+    try:
+        message: Message = email.message_from_bytes(raw, policy=policy.default)
+        pieces = [f"{k}: {v}" for k, v in message.items()]
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                try:
+                    pieces.append(part.get_content())  # type: ignore[attr-defined]
+                except (LookupError, ValueError, AttributeError):
+                    payload = part.get_payload(decode=True)
+                    if isinstance(payload, bytes):
+                        pieces.append(payload.decode("utf-8", "replace"))
+            filename = part.get_filename()
+            if filename:
+                pieces.append(filename)
+        return "\n".join(str(p) for p in pieces)
+    except Exception:  # noqa: BLE001 - a mail that does not parse is only searched as bytes
+        return ""
+
+
+def forget(session: Session, address: str) -> Counter[str]:
+    """Erase the person with this address in the caller's transaction; returns what was done (counts only)."""
+    address = normalise(address)
+    done: Counter[str] = Counter()
+    person = session.exec(select(Person).where(func.lower(Person.email) == address)).first()
+    names: set[str] = set()
+    if person is not None and person.name:
+        names.add(person.name)
+    from_them = session.exec(select(InboundMail).where(func.lower(InboundMail.from_address) == address)).all()
+    names.update(m.from_name for m in from_them if m.from_name)
+    redactor = Redactor(address, sorted(names))
+    from_them_ids = {m.id for m in from_them}
+
+    # Memberships stay (counts per municipality and role), without the person.
+    if person is not None:
+        for membership in session.exec(select(Membership).where(Membership.person_id == person.id)).all():
+            membership.person_id = None
+            done["memberships anonymised"] += 1
+        session.flush()
+        session.delete(person)
+        done["person rows deleted"] += 1
+
+    for bounce in session.exec(select(BouncingAddress).where(func.lower(BouncingAddress.email) == address)).all():
+        session.delete(bounce)
+        done["bouncing-address rows deleted"] += 1
+
+    # Mails from them: the raw bytes go, the sender and the body are redacted; the row (and its facts) stays.
+    for mail in from_them:
+        mail.raw = None
+        mail.from_address = REDACTED
+        mail.from_name = REDACTED
+        mail.body_text = REDACTED
+        done["mails from them purged"] += 1
+
+    # Every other mail and document that names them.
+    for mail in session.exec(select(InboundMail)).all():
+        named = mail.raw is not None and redactor.found_in_bytes(mail.raw)
+        if named:
+            mail.raw = None
+        touched = named
+        for attribute in ("subject", "body_text", "from_name", "reason", "details", "resolution", "message_id"):
+            value = getattr(mail, attribute)
+            if isinstance(value, str) and redactor.found_in_text(value):
+                setattr(mail, attribute, redactor.redact(value))
+                touched = True
+        if mail.from_address and redactor.found_in_text(mail.from_address):
+            mail.from_address = REDACTED
+            touched = True
+        if touched and mail.id not in from_them_ids:
+            done["mails naming them redacted"] += 1
+    for doc in session.exec(select(Document)).all():
+        named = (
+            redactor.found_in_text(doc.text)
+            or redactor.found_in_bytes(doc.content)
+            or redactor.found_in_text(doc.filename)
+        )
+        if named:
+            if doc.content is not None:
+                doc.content = None
+            doc.text = redactor.redact(doc.text)
+            doc.filename = redactor.redact(doc.filename)
+            done["documents redacted"] += 1
+    for member_list in session.exec(select(MemberList)).all():
+        if redactor.found_in_text(member_list.rejected_rows) or redactor.found_in_text(member_list.source):
+            member_list.rejected_rows = redactor.redact(member_list.rejected_rows)
+            member_list.source = redactor.redact(member_list.source)
+            done["member lists redacted"] += 1
+
+    # The outbox ledger: their address out of To and Cc, and out of every text.
+    for out in session.exec(select(OutboundMail)).all():
+        touched = False
+        for attribute in ("recipients", "cc"):
+            value = getattr(out, attribute)
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if any(normalise(p) == address or redactor.found_in_text(p) for p in parts):
+                setattr(
+                    out,
+                    attribute,
+                    ",".join(REDACTED_ADDRESS if normalise(p) == address or redactor.found_in_text(p) else p
+                             for p in parts),
+                )  # fmt: skip
+                touched = True
+        for attribute in ("subject", "body_text", "body_html", "last_error", "in_reply_to"):
+            value = getattr(out, attribute)
+            if isinstance(value, str) and redactor.found_in_text(value):
+                setattr(out, attribute, redactor.redact(value))
+                touched = True
+        if touched:
+            done["outbox mails redacted"] += 1
+    session.flush()
+    return done
+
+
+def _remaining(session: Session, address: str) -> int:
+    """How many rows still mention the address (for the log; 0 after forget)."""
+    pattern = f"%{address}%"
+    return len(
+        session.exec(
+            select(InboundMail.id).where(
+                or_(col(InboundMail.from_address).ilike(pattern), col(InboundMail.body_text).ilike(pattern))
+            )
+        ).all()
+    )
+
+
+def compact(engine: Engine) -> None:
+    """After erasing: rebuild the search index and the SQLite file so no freed page keeps the bytes."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        assert connection is not None
+        connection.execute("INSERT INTO search_index(search_index) VALUES ('optimize')")
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
+    engine.dispose()
+
+
+def forget_person(engine: Engine, address: str) -> Counter[str]:
+    """Forget in one transaction, then compact; logs counts only, never the address or the name."""
+    with Session(engine) as session:
+        done = forget(session, address)
+        left = _remaining(session, normalise(address))
+        session.commit()
+    compact(engine)
+    for what, count in sorted(done.items()):
+        log.info("forget: %s: %d", what, count)
+    if left:
+        log.warning("forget: %d mail rows still mention the address", left)
+    return done
