@@ -6,20 +6,34 @@ A failing tick logs one line and waits for the next one; it never dies and never
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from mailbot import jobs
 from mailbot.remind import is_working_day
+from registry import lease
 from registry.errors import ExpectedError
 from registry.runtime import Runtime
 
 log = logging.getLogger("mailbot.worker")
+LEASE = "worker"  # one lease for polling, sending and reminding: the active worker does all three
+
+
+def lease_ttl(rt: Runtime) -> timedelta:
+    """Two poll intervals (at least 2 minutes): a standby takes over within about one interval of its expiry."""
+    return timedelta(minutes=max(2 * rt.settings.schedule.poll_minutes, 2))
+
+
+def with_lease(rt: Runtime, name: str = LEASE, ttl: timedelta | None = None) -> bool:
+    """Acquire or renew the lease; False (standby, or database unreachable) means: skip this tick."""
+    return lease.with_lease(rt, name, ttl or lease_ttl(rt))
 
 
 def poll_tick(rt: Runtime) -> None:
+    if not with_lease(rt):
+        return
     try:
         result = jobs.poll(rt, datetime.now(UTC))
         if not result.report.idle:
@@ -30,6 +44,8 @@ def poll_tick(rt: Runtime) -> None:
 
 
 def remind_tick(rt: Runtime) -> None:
+    if not with_lease(rt):
+        return
     now = datetime.now(UTC)
     today = now.astimezone(rt.tz).date()
     if not is_working_day(today):
@@ -50,6 +66,9 @@ def run_worker(rt: Runtime) -> None:
                       max_instances=1, coalesce=True, next_run_time=datetime.now(rt.tz))  # fmt: skip
     scheduler.add_job(remind_tick, CronTrigger(hour=settings.remind_hour, minute=0, timezone=rt.tz), args=[rt],
                       id="remind", max_instances=1, coalesce=True, misfire_grace_time=3600)  # fmt: skip
+    # Renews the lease during a long poll pass too (the pass runs in another thread of the scheduler).
+    scheduler.add_job(with_lease, "interval", seconds=lease_ttl(rt).total_seconds() / 4, args=[rt], id="lease",
+                      max_instances=1, coalesce=True)  # fmt: skip
     log.info(
         "worker started: poll every %d min, reminders at %02d:00 %s", settings.poll_minutes, settings.remind_hour, rt.tz
     )
@@ -58,3 +77,7 @@ def run_worker(rt: Runtime) -> None:
     except (KeyboardInterrupt, SystemExit):
         log.info("stopping")
         scheduler.shutdown(wait=True)
+        try:
+            lease.release(rt.engine(), LEASE, lease.HOLDER)  # the standby takes over at its next tick
+        except Exception as error:  # noqa: BLE001 - shutting down anyway; the lease expires by itself
+            log.warning("could not release the lease: %s", error)

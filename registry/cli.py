@@ -257,5 +257,7 @@ def main() -> None:
     app()
 
 
+import registry.cli_admin  # noqa: E402,F401,I001  (registers the admin commands)
+
 if __name__ == "__main__":
     main()

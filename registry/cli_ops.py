@@ -1,0 +1,40 @@
+"""`registry backup` and `registry restore`: operations commands, registered on registry.cli.app.
+
+registry/cli.py imports this module at its end (after `app` exists).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from registry import backup as backup_ops
+from registry.cli import app
+from registry.runtime import Runtime, reported_errors
+
+
+@app.command("backup")
+def backup_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the copy (replaced if it exists).")],
+) -> None:
+    """A consistent copy of the registry, safe while the worker runs (SQLite; PostgreSQL: use pg_dump)."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        size = backup_ops.backup(rt.engine(create=False), out)
+        typer.echo(f"{out} ({size} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file written by `registry backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace an existing registry.")] = False,
+) -> None:
+    """Put a backup back as the registry (stop the worker first). Refuses to replace a registry without --yes."""
+    rt: Runtime = ctx.obj
+    with reported_errors(rt):
+        target = backup_ops.restore(rt.settings.database.url, file, yes=yes)
+        typer.echo(f"{file} -> {target}")

@@ -1,0 +1,20 @@
+"""Operational tables (not registry facts): the worker lease. Kept apart from models.py.
+
+Portable SQL only (SQLite and PostgreSQL). Created by migration 0003_worker_lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class WorkerLease(SQLModel, table=True):
+    """Who may do the work named `name` (poll, send, remind) until `expires_at`; renewed by its holder every tick."""
+
+    __tablename__ = "worker_lease"
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=255)  # hostname:pid:uuid of the process that holds it
+    acquired_at: datetime  # when this holder took it over (unchanged by renewals), UTC
+    expires_at: datetime  # UTC; after this moment any other process may take it over
