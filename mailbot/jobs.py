@@ -26,7 +26,7 @@ from mailbot.remind import (
 )
 from mailbot.sources import SourceError, open_source
 from mailbot.understand.pipeline import Understanding
-from mailbot.understand.types import ParsedMail
+from mailbot.understand.types import MeetingDate, ParsedMail
 from registry.domain import MailStatus, Role
 from registry.models import BouncingAddress, InboundMail, MailboxState, RunLog
 from registry.queries import members_in_force
@@ -68,7 +68,7 @@ def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Und
             kinds=tuple(k.value for k in understanding.kinds),
             members_count=len(understanding.member_list.members) if understanding.member_list else None,
             rejected_rows=understanding.member_list.rejected if understanding.member_list else (),
-            meetings=understanding.meeting_dates,
+            meetings=understanding.meeting_dates + _invited(understanding, rt),
             cancelled=tuple(e.start.astimezone(rt.tz).date() for e in understanding.calendar_events if e.cancelled),
             minutes_meeting_date=minutes.meeting_date if minutes else None,
             deliverable_title=understanding.deliverable_title,
@@ -79,6 +79,26 @@ def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Und
             outbox.queue(session, [planned], now, settings, rt.registry)
 
     return queue_receipt
+
+
+def _invited(understanding: Understanding, rt: Runtime) -> tuple[MeetingDate, ...]:
+    """The meetings an invitation announced, in the words a receipt uses for announced dates."""
+    invited = []
+    for event in understanding.calendar_events:
+        if event.cancelled:
+            continue
+        start = event.start.astimezone(rt.tz)
+        end = event.end.astimezone(rt.tz) if event.end else None
+        timed = (start.hour, start.minute) != (0, 0)
+        invited.append(
+            MeetingDate(
+                date=start.date(),
+                start=start.time().replace(tzinfo=None) if timed else None,
+                end=end.time().replace(tzinfo=None) if end and timed else None,
+                place=event.location,
+            )  # fmt: skip
+        )
+    return tuple(invited)
 
 
 @dataclass

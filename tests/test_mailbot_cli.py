@@ -112,3 +112,17 @@ def test_check_reports_each_dependency_as_json(demo_dir: Path) -> None:
     assert by_name["smtp"]["ok"]
     # The demo ran "as of" 2025, so the last poll is stale today: a monitoring check must say so.
     assert result.returncode == 1 and by_name["last poll"]["ok"] is False
+
+
+def test_every_demo_receipt_says_what_was_registered(demo_dir: Path) -> None:
+    import email
+    import email.policy
+
+    receipts = sorted((demo_dir / "var" / "outbox").glob("*-receipt.eml"))
+    assert receipts
+    for path in receipts:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message["Auto-Submitted"] == "auto-replied"
+        text = message.get_body(("plain",)).get_content()
+        registered = text.split("Det här registrerades:", 1)[1].split("Stämmer något inte?", 1)[0]
+        assert registered.strip(), f"{path.name} lists nothing under 'Det här registrerades:'"
