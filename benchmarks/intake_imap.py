@@ -1,0 +1,229 @@
+"""Intake over IMAP: `mailbot poll` against a bare imapclient fetch loop, on a real Dovecot (issue 4).
+
+    python benchmarks/intake_imap.py                 # 10,000 mails
+    python benchmarks/intake_imap.py --count 2000
+
+Starts a throwaway Dovecot with tests/servers.py, fills INBOX with N small Swedish mails (a fifth with a
+one-page PDF made with fpdf2), then measures, each in its own subprocess so that wall time and peak RSS
+(resource.getrusage(RUSAGE_CHILDREN).ru_maxrss of a wrapper whose only child is the measured command) compare
+like with like:
+
+- `mailbot poll --no-send` recording all N mails into a fresh SQLite registry;
+- a bare imapclient loop fetching the same UIDs in batches of 500 with BODY.PEEK[] (and nothing else);
+- the idle pass (a second poll, nothing new) with 1,000 and with 10,000 mails in the folder: the whole CLI
+  process, and the pass alone (jobs.poll in-process, median of 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 500
+
+
+# --- measuring a subprocess -----------------------------------------------------------------------
+
+
+def measure(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, float]:
+    """Run argv under a wrapper process; wall seconds and the peak RSS of argv alone (MiB)."""
+    wrapper = [sys.executable, __file__, "--_measure", "--", *argv]
+    done = subprocess.run(wrapper, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure_main(argv: list[str]) -> None:
+    started = time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr.decode(errors="replace"))
+        sys.exit(done.returncode)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "rss_mib": peak_kib / 1024}))
+
+
+def _bare_main(host: str, port: int, user: str, password: str, folder: str) -> None:
+    """What a minimal fetcher does: SEARCH, then FETCH BODY.PEEK[] in batches of 500."""
+    from imapclient import IMAPClient
+
+    client = IMAPClient(host, port=port, ssl=False, use_uid=True, timeout=120)
+    client.login(user, password)
+    client.select_folder(folder, readonly=False)
+    uids = sorted(client.search(["ALL"]))
+    total = 0
+    for start in range(0, len(uids), BATCH):
+        for data in client.fetch(uids[start : start + BATCH], [b"BODY.PEEK[]"]).values():
+            total += len(data[b"BODY[]"])
+    client.logout()
+    print(f"{len(uids)} mails, {total} bytes", file=sys.stderr)
+
+
+# --- the mailbox ----------------------------------------------------------------------------------
+
+SENDERS = [
+    ("Åsa Öberg", "asa.oberg@falkoping.se"),
+    ("Johan Lindberg", "johan.lindberg@skovde.se"),
+    ("Märta Sjögren", "marta.sjogren@lidkoping.se"),
+    ("Björn Ågren", "bjorn.agren@mariestad.se"),
+]
+
+
+def small_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, "Minnesanteckningar\nNärvarande: Skövde, Falköping, Lidköping\n1. Föregående protokoll")
+    return bytes(pdf.output())
+
+
+def make_mail(number: int, pdf: bytes, tag: str) -> bytes:
+    name, address = SENDERS[number % len(SENDERS)]
+    message = EmailMessage(policy=SMTP)
+    message["From"] = f"{name} <{address}>"
+    message["To"] = "Utbildning Skaraborg <utbildning@skaraborg.se>"
+    message["Subject"] = f"Fråga om nätverksträffen, ärende {number}"
+    message["Date"] = format_datetime(datetime(2025, 3, 3, 8, 0, tzinfo=UTC) + timedelta(minutes=3 * number))
+    message["Message-ID"] = f"<bench-{tag}-{number:06d}@{address.split('@')[1]}>"
+    message.set_content(
+        f"Hej!\n\nJag har en fråga om ärende {number}: går det bra att vi ses i Skövde på torsdag?\n"
+        "Vi är tre från kommunen.\n\nMed vänliga hälsningar\n" + name + "\n"
+    )
+    if number % 5 == 0:
+        message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"underlag-{number}.pdf")
+    return message.as_bytes()
+
+
+def fill(server, folder: str, start: int, stop: int, pdf: bytes, tag: str) -> None:  # type: ignore[no-untyped-def]
+    """Append mails start..stop-1 with MULTIAPPEND (one command per 500 mails)."""
+    with server.client() as client:
+        if not client.folder_exists(folder):
+            client.create_folder(folder)
+        for first in range(start, stop, BATCH):
+            client.multiappend(folder, [make_mail(n, pdf, tag) for n in range(first, min(first + BATCH, stop))])
+
+
+def env_for(server, database: Path, folder: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env.update(
+        MAILBOT_IMAP__HOST=server.host,
+        MAILBOT_IMAP__PORT=str(server.port),
+        MAILBOT_IMAP__USER=server.user,
+        MAILBOT_IMAP__PASSWORD=server.password,
+        MAILBOT_IMAP__SSL="false",
+        MAILBOT_IMAP__STARTTLS="false",
+        MAILBOT_IMAP__FOLDER=folder,
+        MAILBOT_DATABASE__URL=f"sqlite:///{database}",
+        MAILBOT_SMTP__DIRECTORY=str(database.parent / "outbox"),
+    )
+    return env
+
+
+def idle_pass_in_process(env: dict[str, str], repeat: int = 5) -> float:
+    """The idle pass alone (no interpreter start-up): median seconds of jobs.poll with nothing new."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        from mailbot import jobs
+        from registry.runtime import Runtime
+
+        rt = Runtime(config_path=None)
+        rt.engine()
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = jobs.poll(rt, datetime.now(UTC), send=False)
+            times.append(time.perf_counter() - started)
+            assert result.report.idle, result.report
+        rt.engine().dispose()
+        return statistics.median(times)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10_000, help="mails in the mailbox (default 10000)")
+    parser.add_argument("--idle-sizes", default="1000,10000", help="folder sizes for the idle pass")
+    args = parser.parse_args()
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    import logging
+
+    logging.getLogger("mailbot").setLevel(logging.WARNING)
+    from servers import DovecotServer  # type: ignore[import-not-found]
+
+    server = DovecotServer()
+    work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    try:
+        server.start()
+        pdf = small_pdf()
+        started = time.perf_counter()
+        fill(server, "INBOX", 0, args.count, pdf, "inbox")
+        print(
+            f"filled INBOX with {args.count} mails ({args.count // 5} with a PDF) in {time.perf_counter() - started:.1f} s"
+        )
+
+        env = env_for(server, work / "main.sqlite3", "INBOX")
+        bare = measure(
+            [sys.executable, __file__, "--_bare", server.host, str(server.port), server.user, server.password, "INBOX"]
+        )
+        poll = measure(["mailbot", "poll", "--no-send"], env=env, cwd=work)
+        flags = server.flags_of_all("INBOX")
+        seen = sum(1 for f in flags.values() if "\\Seen" in f)
+        print(f"\nfirst pass, {args.count} mails:")
+        print(
+            f"  bare imapclient loop (BODY.PEEK[], batches of {BATCH}): {bare['seconds']:8.2f} s  peak RSS {bare['rss_mib']:7.1f} MiB"
+        )
+        print(
+            f"  mailbot poll --no-send:                          {poll['seconds']:8.2f} s  peak RSS {poll['rss_mib']:7.1f} MiB"
+        )
+        print(f"  ratio mailbot/bare: {poll['seconds'] / bare['seconds']:.1f}x time, {poll['rss_mib'] / bare['rss_mib']:.1f}x RSS; "
+              f"{args.count / poll['seconds']:.0f} mails/s; \\Seen set on {seen} mails")  # fmt: skip
+
+        print("\nidle pass (second poll, nothing new):")
+        for size in sorted(int(s) for s in args.idle_sizes.split(",") if s):
+            if size == args.count:
+                idle_env = env
+            else:
+                folder = f"Idle{size}"
+                fill(server, folder, 0, size, pdf, folder.lower())
+                idle_env = env_for(server, work / f"idle{size}.sqlite3", folder)
+                subprocess.run(["mailbot", "poll", "--no-send"], env=idle_env, cwd=work, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            cli = measure(["mailbot", "poll", "--no-send"], env=idle_env, cwd=work)
+            alone = idle_pass_in_process(idle_env)
+            print(f"  {size:6d} mails: CLI process {cli['seconds']:.2f} s (peak RSS {cli['rss_mib']:.1f} MiB); "
+                  f"the pass alone {alone * 1000:.1f} ms")  # fmt: skip
+    finally:
+        server.close()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--_measure":
+        _measure_main(sys.argv[3:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--_bare":
+        _bare_main(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
+    else:
+        main()
