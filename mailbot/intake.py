@@ -122,6 +122,8 @@ class Intake:
                 )
                 report.uidvalidity_changed = True
                 last_uid = 0
+            if source.incremental and not report.uidvalidity_changed and state.marked_uid < last_uid:
+                self._mark_recorded(session, source, uidvalidity, state.marked_uid, last_uid)
             if source.incremental and uidnext <= last_uid + 1 and not report.uidvalidity_changed:
                 report.idle = True
                 self._pass_succeeded(session, folder, uidvalidity, last_uid, now)
@@ -132,17 +134,15 @@ class Intake:
             marks: dict[str, list[int]] = {}
             for raw in batch:
                 status = self.record_mail(raw, uidvalidity, now, report)
-                keyword = {
-                    "registered": self.settings.imap.keyword_registered,
-                    "review": self.settings.imap.keyword_review,
-                    "ignored": self.settings.imap.keyword_ignored,
-                }[status]
+                keyword = self._keyword(status)
                 if keyword and keyword not in raw.flags:
                     marks.setdefault(keyword, []).append(raw.uid)
                 if progress:
                     progress(1)
             for keyword, uids in marks.items():
                 source.mark(uids, keyword)
+            if source.incremental and batch:
+                self._marked_up_to(folder, uidvalidity, batch[-1].uid)
         with Session(self.engine) as session:
             self._pass_succeeded(session, folder, uidvalidity, None, now)
         return report
@@ -159,10 +159,50 @@ class Intake:
         session.add(state)
         session.commit()
 
+    def _keyword(self, status: str) -> str:
+        imap = self.settings.imap
+        return {"registered": imap.keyword_registered, "review": imap.keyword_review, "ignored": imap.keyword_ignored}[
+            status
+        ]
+
+    def _marked_up_to(self, folder: str, uidvalidity: int, uid: int) -> None:
+        with Session(self.engine) as session:
+            state = session.get(MailboxState, folder)
+            if state is not None and state.uidvalidity == uidvalidity:
+                state.marked_uid = max(state.marked_uid, uid)
+                session.add(state)
+                session.commit()
+
+    def _mark_recorded(self, session: Session, source: MailSource, uidvalidity: int, after: int, up_to: int) -> None:
+        """Keywords for mails recorded by a pass that died before it could mark them (the keyword is
+        stored after the mail's commit, so a kill in between would otherwise leave them unmarked)."""
+        rows = session.exec(
+            select(InboundMail.uid, InboundMail.status).where(
+                InboundMail.folder == source.folder,
+                InboundMail.uidvalidity == uidvalidity,
+                InboundMail.uid > after,
+                InboundMail.uid <= up_to,
+            )
+        ).all()
+        by_keyword: dict[str, list[int]] = {}
+        for uid, status in rows:
+            if keyword := self._keyword(status):
+                by_keyword.setdefault(keyword, []).append(uid)
+        for keyword, uids in by_keyword.items():
+            source.mark(uids, keyword)
+        log.info(
+            "folder %s: caught up on keywords for %d mails recorded before an interruption", source.folder, len(rows)
+        )
+        state = session.get(MailboxState, source.folder)
+        if state is not None:
+            state.marked_uid = up_to
+            session.add(state)
+            session.commit()
+
     def _advance(self, session: Session, folder: str, uidvalidity: int, uid: int) -> None:
         state = session.get(MailboxState, folder) or MailboxState(folder=folder)
         if state.uidvalidity != uidvalidity:
-            state.uidvalidity, state.last_uid = uidvalidity, 0
+            state.uidvalidity, state.last_uid, state.marked_uid = uidvalidity, 0, 0
         state.last_uid = max(state.last_uid, uid)
         session.add(state)
 

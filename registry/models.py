@@ -147,6 +147,7 @@ class MailboxState(SQLModel, table=True):
     folder: str = Field(primary_key=True, max_length=255)
     uidvalidity: int = 0
     last_uid: int = 0
+    marked_uid: int = 0  # the highest UID whose keyword is stored on the server
     last_good_pass: datetime | None = None
     last_failure: datetime | None = None
     last_error: str | None = None

@@ -1,0 +1,25 @@
+"""mailbox_state.marked_uid: which recorded mails already carry their IMAP keyword
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("mailbox_state") as batch_op:
+        batch_op.add_column(sa.Column("marked_uid", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mailbox_state") as batch_op:
+        batch_op.drop_column("marked_uid")
