@@ -167,9 +167,7 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
         loaded = _Loaded(**overrides)
     except ValidationError as error:
         where = str(path) if path else "environment"
-        lines = [
-            f"{where}: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
-        ]
+        lines = [f"{where}: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()]
         raise ConfigError("\n".join(lines)) from None
     except Exception as error:  # tomllib errors from the settings source
         if type(error).__name__ == "TOMLDecodeError":
