@@ -139,7 +139,9 @@ def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = No
                     rt.settings.admin.addresses, tz=rt.tz,
                 )  # fmt: skip
                 outbox.queue(session, [alert], now, rt.settings, rt.registry)
-                state.alert_sent = True if state else False  # type: ignore[union-attr]
+                if state is not None:  # record_failure has just written it
+                    state.alert_sent = True
+                    session.add(state)
                 session.commit()
             if send:
                 outbox.drain_outbox(engine, rt.settings, lambda: now)
