@@ -107,7 +107,7 @@ def meeting_count_finding(network: Network, facts: NetworkFacts, today: date, ye
     held = sum(1 for m in meetings if meeting_status(m, today) is MeetingStatus.HELD)
     planned = len(meetings) - held
     due = date(year, 12, 31)
-    counted = f"{held} hållna och {planned} planerade möten {year}, minst {minimum} krävs."
+    counted = f"Möten {year} – hållna: {held}, planerade: {planned}, minst {minimum} krävs."
     if held >= minimum:
         state = State.OK
     elif today > due:

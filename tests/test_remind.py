@@ -295,7 +295,7 @@ def test_no_heads_up_by_default(registry: Registry) -> None:
 
 def test_too_few_meetings_is_an_item_only_after_the_dates_were_due(registry: Registry) -> None:
     at_risk = Finding("grundskola", ObligationKind.MEETING_COUNT, State.AT_RISK, date(2025, 12, 31),
-                      "0 hållna och 0 planerade möten 2025, minst 4 krävs.", "grundskola:meeting_count:2025")  # fmt: skip
+                      "Möten 2025 – hållna: 0, planerade: 0, minst 4 krävs.", "grundskola:meeting_count:2025")  # fmt: skip
 
     assert plan(registry, [at_risk], [], date(2025, 1, 8)) == []
     (mail,) = plan(registry, [at_risk], [], date(2025, 2, 3))

@@ -209,21 +209,21 @@ MARCH, MAY, SEPT, OCT, NOV = (
     ("facts", "today", "state", "detail"),
     [
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT, OCT)), date(2025, 12, 1), State.OK,
-         "4 hållna och 0 planerade möten 2025, minst 4 krävs."),
+         "Möten 2025 – hållna: 4, planerade: 0, minst 4 krävs."),
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT, OCT)), date(2025, 6, 1), State.OPEN,
-         "2 hållna och 2 planerade möten 2025, minst 4 krävs."),
+         "Möten 2025 – hållna: 2, planerade: 2, minst 4 krävs."),
         (NetworkFacts(meetings=meetings(MARCH, MAY)), date(2025, 6, 1), State.AT_RISK,
-         "2 hållna och 0 planerade möten 2025, minst 4 krävs. Planera in 2 möten till."),
+         "Möten 2025 – hållna: 2, planerade: 0, minst 4 krävs. Planera in 2 möten till."),
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT)), date(2025, 6, 1), State.AT_RISK,
-         "2 hållna och 1 planerade möten 2025, minst 4 krävs. Planera in 1 möte till."),
+         "Möten 2025 – hållna: 2, planerade: 1, minst 4 krävs. Planera in 1 möte till."),
         # a cancelled meeting does not count
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT) + meetings(OCT, status=CANCELLED)), date(2025, 6, 1),
-         State.AT_RISK, "2 hållna och 1 planerade möten 2025, minst 4 krävs. Planera in 1 möte till."),
+         State.AT_RISK, "Möten 2025 – hållna: 2, planerade: 1, minst 4 krävs. Planera in 1 möte till."),
         # a meeting today is planned, not held
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT, OCT)), OCT, State.OPEN,
-         "3 hållna och 1 planerade möten 2025, minst 4 krävs."),
+         "Möten 2025 – hållna: 3, planerade: 1, minst 4 krävs."),
         (NetworkFacts(meetings=meetings(MARCH, MAY, SEPT, OCT, NOV)), date(2025, 12, 31), State.OK,
-         "5 hållna och 0 planerade möten 2025, minst 4 krävs."),
+         "Möten 2025 – hållna: 5, planerade: 0, minst 4 krävs."),
     ],
 )  # fmt: skip
 def test_meeting_count_this_year(registry: Registry, facts: NetworkFacts, today: date, state: State,
@@ -236,7 +236,7 @@ def test_meeting_count_minimum_comes_from_the_network(registry: Registry) -> Non
     facts = NetworkFacts(meetings=meetings(MARCH, MAY, SEPT, OCT))
     finding = one(run(registry, "vux", facts, date(2025, 6, 1)), ObligationKind.MEETING_COUNT)
     assert finding.state is State.AT_RISK
-    assert finding.detail == "2 hållna och 2 planerade möten 2025, minst 6 krävs. Planera in 2 möten till."
+    assert finding.detail == "Möten 2025 – hållna: 2, planerade: 2, minst 6 krävs. Planera in 2 möten till."
 
 
 @pytest.mark.parametrize(
@@ -278,7 +278,7 @@ def test_a_closed_year_at_the_minimum_is_ok(registry: Registry) -> None:
     facts = NetworkFacts(meetings=meetings(date(2024, 3, 15), date(2024, 5, 10), date(2024, 9, 13), date(2024, 12, 13)))
     counts = only(run(registry, "grundskola", facts, date(2025, 1, 1)), ObligationKind.MEETING_COUNT)
     assert counts[0].id == "grundskola:meeting_count:2024"
-    assert (counts[0].state, counts[0].detail) == (State.OK, "4 hållna och 0 planerade möten 2024, minst 4 krävs.")
+    assert (counts[0].state, counts[0].detail) == (State.OK, "Möten 2024 – hållna: 4, planerade: 0, minst 4 krävs.")
     assert "Bara 1 möte hölls 2024" in one(
         [f for f in run(registry, "grundskola", NetworkFacts(meetings=meetings(date(2024, 3, 15))), date(2025, 1, 1))
          if f.id.endswith("2024")], ObligationKind.MEETING_COUNT).detail  # fmt: skip
