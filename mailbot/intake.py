@@ -265,7 +265,8 @@ class Intake:
                 # Another worker recorded the same mail between our check and our commit.
                 session.rollback()
                 report.already_recorded += 1
-                return MailStatus.REGISTERED.value
+                winner = session.exec(select(InboundMail).where(InboundMail.sha256 == digest)).one()
+                return winner.status
             report.count(mail.status)
             report.mails.append(
                 {
