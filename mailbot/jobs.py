@@ -125,6 +125,7 @@ def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = No
     engine = rt.engine()
     intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz, on_recorded=receipt_hook(rt))
     source = open_source(rt.settings)
+    before = _streak(engine, source.folder)
     try:
         with source:
             report = intake.run_pass(source, now, progress)
@@ -146,7 +147,8 @@ def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = No
             if send:
                 outbox.drain_outbox(engine, rt.settings, lambda: now)
         raise
-    _recovered(rt, engine, source.folder, now)
+    if before is not None:
+        _recovered(rt, engine, source.folder, before, now)
     _mark_run(engine, "poll", now, None)
     result = PollResult(report=report)
     if send:
@@ -154,16 +156,26 @@ def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = No
     return result
 
 
-def _recovered(rt: Runtime, engine: Engine, folder: str, now: datetime) -> None:
-    """After an alert about a failing mailbox, one mail saying it works again."""
+def _streak(engine: Engine, folder: str) -> tuple[int, datetime | None] | None:
+    """(failed passes, last good pass before them) when the admin was alerted about this folder, else None.
+    Read before a pass, because a good pass resets both."""
     with Session(engine) as session:
         state = session.get(MailboxState, folder)
         if state is None or not state.alert_sent:
-            return
-        alert = mailbox_recovered_alert(folder, 0, state.last_failure, now, rt.settings.admin.addresses, tz=rt.tz)
+            return None
+        return state.consecutive_failures, state.last_good_pass
+
+
+def _recovered(rt: Runtime, engine: Engine, folder: str, streak: tuple[int, datetime | None], now: datetime) -> None:
+    """After an alert about a failing mailbox, one mail saying it works again (keyed to the same streak)."""
+    failures, last_good_pass = streak
+    with Session(engine) as session:
+        alert = mailbox_recovered_alert(folder, failures, last_good_pass, now, rt.settings.admin.addresses, tz=rt.tz)
         outbox.queue(session, [alert], now, rt.settings, rt.registry)
-        state.alert_sent = False
-        session.add(state)
+        state = session.get(MailboxState, folder)
+        if state is not None:
+            state.alert_sent = False
+            session.add(state)
         session.commit()
 
 

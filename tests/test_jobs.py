@@ -54,6 +54,7 @@ def test_failing_mailbox_alerts_the_admin_once_and_then_reports_recovery(tmp_pat
     after = alerts(rt)
     assert len(after) == 2  # the failure alert and one "works again"
     assert after[1].id != failing[0].id
+    assert "Misslyckade försök innan: 4" in after[1].body_text, after[1].body_text
 
 
 def test_resolving_a_review_item_registers_the_minutes(tmp_path: Path, dovecot) -> None:  # type: ignore[no-untyped-def]
