@@ -18,24 +18,31 @@ from sqlmodel import Session
 
 from mailbot import jobs
 from registry.paths import bundled
-from registry.runtime import Runtime, print_json, print_table, reported_errors, setup_logging
+from registry.runtime import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    Runtime,
+    print_json,
+    print_table,
+    reported_errors,
+    start,
+)
 
 app = typer.Typer(help="The intake and reminder worker of Utbildning Skaraborg's network registry.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
 log = logging.getLogger("mailbot")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Act as of this date (YYYY-MM-DD).")]
 
 
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
 ) -> None:
-    setup_logging(debug)
-    ctx.obj = Runtime(config_path=config, debug=debug)
+    ctx.obj = start(config, debug)
 
 
 def _now(rt: Runtime, as_of: str | None) -> datetime:

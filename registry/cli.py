@@ -14,20 +14,22 @@ from sqlmodel import Session
 
 from registry import queries
 from registry.runtime import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
     Runtime,
     UsageError,
     parse_date_option,
     print_json,
     print_table,
     reported_errors,
-    setup_logging,
+    start,
 )
 from registry.status import status_findings
 
 app = typer.Typer(help="The admin's window on the network registry of Utbildning Skaraborg.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")]
 YearOption = Annotated[int | None, typer.Option("--year", help="Only this calendar year.")]
 
@@ -35,11 +37,10 @@ YearOption = Annotated[int | None, typer.Option("--year", help="Only this calend
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
 ) -> None:
-    setup_logging(debug)
-    ctx.obj = Runtime(config_path=config, debug=debug)
+    ctx.obj = start(config, debug)
 
 
 def _runtime(ctx: typer.Context) -> Runtime:

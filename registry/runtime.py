@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -77,6 +77,17 @@ class Runtime:
             return self.registry.network(key).key
         except KeyError as error:
             raise UsageError(str(error.args[0])) from None
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+
+def start(config: Path | None, debug: bool) -> Runtime:
+    """What both CLIs' main callbacks do: logging on stderr, and the runtime for the command."""
+    setup_logging(debug)
+    return Runtime(config_path=config, debug=debug)
 
 
 def parse_date_option(value: str, option: str) -> date:
