@@ -6,13 +6,11 @@ Every schema change goes through Alembic (registry/migrations); nothing here cre
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine, select
 
@@ -104,13 +102,3 @@ def open_registry(url: str, registry: Registry, busy_timeout_ms: int = 15000, cr
     except SQLAlchemyError as error:
         raise DatabaseError(f"cannot use the registry database {engine.url!r}: {error}") from None
     return engine
-
-
-def is_current(engine: Engine) -> bool:
-    return inspect(engine).has_table("alembic_version")
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -28,7 +28,6 @@ from registry.config import ConfigError, Registry, load_registry
 from registry.db import open_registry
 from registry.errors import ExpectedError
 
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("registry")
 
 
