@@ -107,6 +107,24 @@ class AdminSettings(BaseModel):
     authorised_domains: list[str] = ["skaraborg.se"]  # federation staff may change anything
 
 
+class ReportSettings(BaseModel):
+    enabled: bool = True  # mail last year's report in January to each network's school chief and the admin
+    mail_day: int = Field(15, ge=1, le=31)  # the day in January (or the first working day after it)
+
+
+class RetentionSettings(BaseModel):
+    raw_mail_days: int = Field(730, ge=0)  # purge raw mail bytes older than this (facts stay); 0: keep forever
+
+
+class MonitoringSettings(BaseModel):
+    ping_url: str | None = None  # dead-man's switch (Healthchecks.io-style): GET after every good pass
+    ping_timeout: float = Field(10.0, gt=0)
+
+
+class LoggingSettings(BaseModel):
+    format: Literal["text", "json"] = "text"  # json: one JSON object per line (--log-format overrides)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MAILBOT_", env_nested_delimiter="__", extra="forbid")
 
@@ -117,6 +135,10 @@ class Settings(BaseSettings):
     receipts: ReceiptSettings = ReceiptSettings()
     reminders: ReminderSettings = ReminderSettings()
     admin: AdminSettings = AdminSettings()
+    report: ReportSettings = ReportSettings()
+    retention: RetentionSettings = RetentionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    logging: LoggingSettings = LoggingSettings()
     config_dir: Path | None = None  # networks.toml and municipalities.toml; default: the bundled config/
     maildir: Path | None = None  # read a local Maildir instead of IMAP (the embedded default)
 

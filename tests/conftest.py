@@ -139,3 +139,13 @@ def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture
 def tls_ca_file(tls_certificate: TlsCertificate) -> Path:
     return tls_certificate.ca_file
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLAlchemy URL of a new, empty registry database: a SQLite file, then (second run) a fresh PostgreSQL
+    database dropped after the test. Every test that touches the database takes this fixture, so the suite
+    runs each such test on both engines."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    return request.getfixturevalue("fresh_postgres_url")
