@@ -372,3 +372,69 @@ def test_dates_come_out_sorted() -> None:
     result = parse_meeting_dates("15/5\n6/2\n13/3", date(2025, 12, 1))
 
     assert [found.date for found in result.dates] == [date(2026, 2, 6), date(2026, 3, 13), date(2026, 5, 15)]
+
+
+# --- a time or place stated once for every date ------------------------------------------------------
+
+
+def _described(text: str) -> list[tuple[date, time | None, time | None, str | None]]:
+    return [
+        (found.date, found.start, found.end, found.place) for found in parse_meeting_dates(text, BODY_CONTEXT).dates
+    ]
+
+
+def test_time_and_place_lines_apply_to_every_date() -> None:
+    text = "Våra träffar HT 2025:\n12/9\n10/10\n14/11\nTid: 13.00–16.00\nPlats: Stadshuset, Skövde"
+
+    assert _described(text) == [
+        (date(2025, 9, 12), time(13), time(16), "Stadshuset, Skövde"),
+        (date(2025, 10, 10), time(13), time(16), "Stadshuset, Skövde"),
+        (date(2025, 11, 14), time(13), time(16), "Stadshuset, Skövde"),
+    ]
+
+
+def test_a_sentence_for_all_meetings_gives_their_time_and_place() -> None:
+    text = "Datum HT 2025: 12/9, 10/10 och 14/11.\nAlla träffar är kl. 9–12 på Kunskapens hus i Lidköping."
+
+    described = _described(text)
+
+    assert [row[0] for row in described] == [date(2025, 9, 12), date(2025, 10, 10), date(2025, 11, 14)]
+    assert {(row[1], row[2]) for row in described} == {(time(9), time(12))}
+    assert {row[3] for row in described} == {"Kunskapens hus i Lidköping"}
+
+
+def test_a_time_line_belongs_to_the_date_just_above_it_and_keeps_a_dates_own_time() -> None:
+    text = "12/9 kl. 8.30–11\n10/10\nTid: 13.00–16.00"
+
+    assert _described(text) == [
+        (date(2025, 9, 12), time(8, 30), time(11), None),
+        (date(2025, 10, 10), time(13), time(16), None),
+    ]
+
+
+def test_two_different_general_times_fill_in_nothing() -> None:
+    # Contradicting statements for all meetings: no time is guessed.
+    text = "Datum HT 2025: 12/9 och 10/10.\nAlla träffar börjar kl. 9.\nSamtliga träffar börjar kl. 13."
+
+    described = _described(text)
+
+    assert [row[0] for row in described] == [date(2025, 9, 12), date(2025, 10, 10)]
+    assert {(row[1], row[2]) for row in described} == {(None, None)}
+
+
+def test_a_general_place_does_not_replace_a_dates_own_place() -> None:
+    text = "Datum HT 2025: 12/9 i Falköping och 10/10.\nAlla träffar är kl. 9–12 på Stadshuset i Skövde."
+
+    described = _described(text)
+
+    assert [row[3] for row in described] == ["Falköping", None]
+    assert {(row[1], row[2]) for row in described} == {(time(9), time(12))}
+
+
+def test_a_statement_far_from_the_dates_is_not_applied_to_them() -> None:
+    text = (
+        "Datum HT 2025: 12/9 och 10/10.\nVälkomna!\nMer information kommer.\nVi bjuder på fika.\n"
+        "Alla träffar på skolan börjar kl. 8."
+    )
+
+    assert {(row[1], row[2]) for row in _described(text)} == {(None, None)}
