@@ -14,9 +14,11 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from mailbot import jobs
+from registry.models import OutboundMail
 from registry.paths import bundled
 from registry.runtime import (
     ConfigOption,
@@ -169,13 +171,22 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
                 [[f.network, f.obligation.value, f.state.value, f.detail] for f in behind])  # fmt: skip
     directory = rt.settings.smtp.directory
     queued = [i for i in listing if i.get("queued")]
-    typer.echo(
-        f"{len(listing)} reminders due on {today} ({len(queued)} newly queued); "
-        + (f"written as .eml files to {directory}/" if directory else "sent over SMTP")
-        + ". Run `registry status --as-of "
-        + today.isoformat()
-        + "` for every obligation."
-    )
+    where = f"written as .eml files to {directory}/" if directory else "sent over SMTP"
+    if listing:
+        typer.echo(f"{len(listing)} reminders due on {today} ({len(queued)} newly queued); {where}.")
+    else:
+        # A second run: the ledger already holds today's reminders, so none is due again (none is sent twice).
+        with Session(rt.engine()) as session:
+            earlier = session.exec(
+                select(func.count())
+                .select_from(OutboundMail)
+                .where(col(OutboundMail.kind).in_(("reminder", "admin_summary")))
+            ).one()
+        typer.echo(
+            f"No new reminders due on {today}: {earlier} reminders were queued by an earlier run and none is sent"
+            f" twice ({where}; delete var/ to start the demo over)."
+        )
+    typer.echo(f"Run `registry status --as-of {today.isoformat()}` for every obligation.")
 
 
 @app.command()
