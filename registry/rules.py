@@ -30,7 +30,7 @@ def evaluate(network: Network, facts: NetworkFacts, today: date, municipalities:
     if network.all_municipalities_represented:
         findings.append(representation_finding(network, facts, today, municipalities))
     if network.yearly_commission_revision:
-        findings.append(commission_revision_finding(network, facts, today))
+        findings.extend(commission_revision_findings(network, facts, today))
     findings.extend(deliverable_findings(network, facts, today))
     return findings
 
@@ -208,8 +208,20 @@ def representation_finding(network: Network, facts: NetworkFacts, today: date,
     return _finding(network, ObligationKind.REPRESENTATION, state, due, detail, str(year))
 
 
-def commission_revision_finding(network: Network, facts: NetworkFacts, today: date) -> Finding:
+def commission_revision_findings(network: Network, facts: NetworkFacts, today: date) -> list[Finding]:
+    """This year's revision; and, until `previous_year_visible_until`, last year's when it never came in
+    (its deadline, 31 December, has passed by the time anyone can be reminded of it)."""
     year = today.year
+    findings = []
+    if today <= month_day(network.deadlines.previous_year_visible_until, year) and _tracked(facts, year - 1):
+        last_year = commission_revision_finding(network, facts, today, year - 1)
+        if last_year.state is not State.OK:
+            findings.append(last_year)
+    findings.append(commission_revision_finding(network, facts, today, year))
+    return findings
+
+
+def commission_revision_finding(network: Network, facts: NetworkFacts, today: date, year: int) -> Finding:
     due = month_day(network.deadlines.commission_revision, year)
     got = [d.received_on for d in facts.deliverables if d.key == "commission_revision" and d.received_on.year == year]
     if got:

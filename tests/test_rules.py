@@ -512,6 +512,26 @@ def test_commission_revision_overdue_after_an_earlier_deadline(registry: Registr
     assert (late.state, late.due) == (State.OVERDUE, date(2025, 6, 30))
 
 
+def test_last_years_missing_revision_is_overdue_until_the_end_of_march(registry: Registry) -> None:
+    tracked = NetworkFacts(meetings=meetings(date(2025, 9, 12)))
+    january = only(run(registry, "elevhalsa", tracked, date(2026, 1, 12)), ObligationKind.COMMISSION_REVISION)
+    assert [(f.id, f.state, f.due) for f in january] == [
+        ("elevhalsa:commission_revision:2025", State.OVERDUE, date(2025, 12, 31)),
+        ("elevhalsa:commission_revision:2026", State.OPEN, date(2026, 12, 31)),
+    ]
+    april = only(run(registry, "elevhalsa", tracked, date(2026, 4, 1)), ObligationKind.COMMISSION_REVISION)
+    assert [f.id for f in april] == ["elevhalsa:commission_revision:2026"]
+    # Received last year: nothing about last year; not followed last year: no claim about it either.
+    revised = NetworkFacts(meetings=tracked.meetings,
+                           deliverables=(DeliverableFact("commission_revision", date(2025, 10, 1)),))  # fmt: skip
+    assert [f.id for f in only(run(registry, "elevhalsa", revised, date(2026, 1, 12)),
+                               ObligationKind.COMMISSION_REVISION)] == ["elevhalsa:commission_revision:2026"]  # fmt: skip
+    assert (
+        len(only(run(registry, "elevhalsa", NetworkFacts(), date(2026, 1, 12)), ObligationKind.COMMISSION_REVISION))
+        == 1
+    )
+
+
 def test_networks_without_revision_have_no_revision_finding(registry: Registry) -> None:
     assert only(run(registry, "vux", NetworkFacts(), date(2025, 6, 1)), ObligationKind.COMMISSION_REVISION) == []
 
