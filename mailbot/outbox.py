@@ -22,8 +22,10 @@ twice, and nothing committed is lost.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import re
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -206,7 +208,7 @@ def recent_receipt_count(session: Session, address: str, now: datetime, window: 
 
 def message_of(row: OutboundMail, settings: Settings) -> EmailMessage:
     """The message of an outbox row, rebuilt identically at every attempt (same Message-ID, same Date)."""
-    return build_message(
+    message = build_message(
         kind=row.kind,
         sender=settings.smtp.sender,
         to=_split(row.recipients),
@@ -219,6 +221,24 @@ def message_of(row: OutboundMail, settings: Settings) -> EmailMessage:
         sent=row.created.astimezone(_tz(settings)),
         in_reply_to=row.in_reply_to,
     )
+    if row.attachment is not None and row.attachment_name:
+        _attach(message, row.attachment, row.attachment_name, row.attachment_type, row.message_id)
+    return message
+
+
+def _attach(message: EmailMessage, content: bytes, filename: str, media_type: str | None, message_id: str) -> None:
+    """Add one file; the message becomes multipart/mixed with a boundary fixed by the Message-ID (same bytes
+    at every attempt, like the alternative part's)."""
+    if re.search(r"[\r\n\x00/\\]", filename):
+        raise UnsafeHeader(f"not a file name for an attachment: {filename!r}")
+    maintype, _, subtype = (media_type or "application/octet-stream").partition("/")
+    # Text attachments are stored as UTF-8 (the report is Swedish); the charset lets a client show å, ä and ö.
+    params = {"charset": "utf-8"} if maintype == "text" else None
+    message.add_attachment(content, maintype=maintype, subtype=subtype or "octet-stream", filename=filename,
+                           params=params)  # fmt: skip
+    message.set_boundary("==mailbot-mixed-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:32])
+    if "Content-Language" not in message:  # make_mixed moved it into the first part
+        message["Content-Language"] = "sv-SE"
 
 
 # --- draining -------------------------------------------------------------------------------------

@@ -177,6 +177,10 @@ class OutboundMail(SQLModel, table=True):
     created: datetime
     sent_at: datetime | None = None
     related_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
+    # One attached file (the yearly report); None for every other kind of mail.
+    attachment_name: str | None = Field(default=None, max_length=255)
+    attachment_type: str | None = Field(default=None, max_length=255)  # e.g. "text/html"
+    attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class ReminderItem(SQLModel, table=True):
