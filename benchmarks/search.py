@@ -1,6 +1,8 @@
-"""Benchmark: `registry search` over 10,000 minutes documents in a SQLite registry (FTS5).
+"""Benchmark: `registry search` over 10,000 minutes documents, on SQLite (FTS5) and PostgreSQL (`swedish`, GIN).
 
-Run: python benchmarks/search.py [--documents N]
+Run: python benchmarks/search.py [--documents N] [--engines sqlite,postgres]
+PostgreSQL: a throwaway cluster started like the test suite's (tests/servers.py), or --postgres-url URL of an
+empty database.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -51,23 +54,45 @@ def fill(engine, count: int) -> None:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite,postgres")
+    parser.add_argument("--postgres-url", help="an empty PostgreSQL database (default: start a throwaway cluster)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        engine = open_registry(f"sqlite:///{Path(folder) / 'bench.sqlite3'}", load_registry(config_dir()))
-        began = time.perf_counter()
-        fill(engine, args.documents)
-        print(f"filled {args.documents} documents in {time.perf_counter() - began:.1f} s")
-        with Session(engine) as session:
-            for query, options in [("elevhälsoplan", {}), ("läxhj*", {}), ("kompetensutveckling budget", {}),
-                                   ("rektor", {"network": "vux", "year": 2020}), ("ingenträff", {})]:  # fmt: skip
-                search(session, query, **options)  # warm
-                began = time.perf_counter()
-                runs = 20
-                for _ in range(runs):
-                    hits = search(session, query, **options)  # type: ignore[arg-type]
-                elapsed = (time.perf_counter() - began) / runs
-                print(f"search {query!r} {options or ''}: {len(hits)} hits (limit 50) in {elapsed * 1000:.1f} ms")
-        engine.dispose()
+    for engine_name in args.engines.split(","):
+        if engine_name == "sqlite":
+            with tempfile.TemporaryDirectory() as folder:
+                run(f"sqlite:///{Path(folder) / 'bench.sqlite3'}", args.documents)
+        elif args.postgres_url:
+            run(args.postgres_url, args.documents)
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from servers import PostgresServer
+
+            server = PostgresServer()
+            server.init()
+            server.start()
+            try:
+                run(server.url(server.create_database("bench")), args.documents)
+            finally:
+                server.close()
+
+
+def run(url: str, documents: int) -> None:
+    engine = open_registry(url, load_registry(config_dir()))
+    print(f"--- {engine.dialect.name}")
+    began = time.perf_counter()
+    fill(engine, documents)
+    print(f"filled {documents} documents in {time.perf_counter() - began:.1f} s")
+    with Session(engine) as session:
+        for query, options in [("elevhälsoplan", {}), ("läxhj*", {}), ("kompetensutveckling budget", {}),
+                               ("rektor", {"network": "vux", "year": 2020}), ("ingenträff", {})]:  # fmt: skip
+            search(session, query, **options)  # warm
+            began = time.perf_counter()
+            runs = 20
+            for _ in range(runs):
+                hits = search(session, query, **options)  # type: ignore[arg-type]
+            elapsed = (time.perf_counter() - began) / runs
+            print(f"search {query!r} {options or ''}: {len(hits)} hits (limit 50) in {elapsed * 1000:.1f} ms")
+    engine.dispose()
 
 
 if __name__ == "__main__":

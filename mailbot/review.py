@@ -13,6 +13,7 @@ from mailbot.understand.decode import parse_mail
 from registry.domain import MailKind, MailStatus
 from registry.errors import ExpectedError
 from registry.models import InboundMail
+from registry.retention import purge_note
 from registry.runtime import Runtime
 
 
@@ -44,7 +45,8 @@ def resolve_review(
             session.commit()
             return {"id": mail_id, "status": "dismissed", "summary": f"mail {mail_id} dismissed"}
         if mail.raw is None:
-            raise ReviewError(f"mail {mail_id} has no stored bytes any more (retention); it cannot be processed")
+            why = purge_note(mail.details) or "not stored (over the size limit)"
+            raise ReviewError(f"mail {mail_id} cannot be processed: its original was {why}; dismiss it instead")
         intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz)
         parsed = parse_mail(mail.raw)
         raw = RawMail(folder=mail.folder, uidvalidity=mail.uidvalidity, uid=mail.uid, raw=mail.raw, size=len(mail.raw),

@@ -1,10 +1,11 @@
 """The admin's window, part two: `registry search`, `registry calendar`, `registry export-person`,
-`registry forget`. Registered on registry.cli.app (imported at the bottom of registry/cli.py)."""
+`registry forget`, `registry purge-raw-mail`. Registered on registry.cli.app (imported at the bottom of
+registry/cli.py)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +15,10 @@ from sqlmodel import Session
 
 from registry.calendar_feed import calendar as build_calendar
 from registry.calendar_feed import count_events
-from registry.cli import JsonOption, YearOption, _runtime, app
-from registry.privacy import forget_person, person_export
-from registry.runtime import UsageError, print_json, print_table, reported_errors
+from registry.cli import AsOfOption, JsonOption, YearOption, _runtime, app
+from registry.privacy import compact, forget_person, person_export
+from registry.retention import purge_raw_mail, retention_cutoff
+from registry.runtime import Runtime, UsageError, print_json, print_table, reported_errors
 from registry.search import search as run_search
 
 log = logging.getLogger("registry")
@@ -113,7 +115,7 @@ def forget(
         ):
             typer.echo("Nothing erased.", err=True)
             raise typer.Exit(1)
-        done = forget_person(engine, address)
+        done = forget_person(engine, address, datetime.now(rt.tz).date(), _outbox_directory(rt))
         summary = {what: count for what, count in sorted(done.items())}
         if as_json:
             print_json({"erased": bool(done), "done": summary})
@@ -123,3 +125,64 @@ def forget(
             return
         for what, count in summary.items():
             typer.echo(f"{what}: {count}")
+
+
+def _outbox_directory(rt: Runtime) -> Path | None:
+    """Where the directory transport writes sent mail: smtp.directory, or the demo's var/outbox when no SMTP server
+    is configured (what `mailbot demo` uses)."""
+    smtp = rt.settings.smtp
+    if smtp.directory is not None:
+        return smtp.directory
+    return Path("var/outbox") if smtp.host is None else None
+
+
+@app.command("purge-raw-mail")
+def purge_raw_mail_command(
+    ctx: typer.Context,
+    as_of: AsOfOption = None,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option("--older-than-days", min=0, help="Default: retention.raw_mail_days (0 keeps everything)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be purged.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Purge the original bytes of old mails (retention); the facts, the mail rows and the documents stay."""
+    rt = _runtime(ctx)
+    with reported_errors(rt):
+        days = rt.settings.retention.raw_mail_days if older_than_days is None else older_than_days
+        now = (
+            datetime.now(UTC)
+            if as_of is None
+            else datetime.combine(rt.today(as_of), time(0, 0), tzinfo=rt.tz).astimezone(UTC)
+        )
+        engine = rt.engine(create=False)
+        cutoff = retention_cutoff(now, days)
+        if cutoff is None:
+            if as_json:
+                print_json(purge_raw_mail(engine, days, now, dry_run=True).as_json())
+            else:
+                typer.echo("Retention is off (0 days): every original is kept.")
+            return
+        if not dry_run and not yes:
+            planned = purge_raw_mail(engine, days, now, dry_run=True)
+            if planned.purged and not typer.confirm(
+                f"Purge the original bytes of {planned.purged} mails received before {cutoff.astimezone(rt.tz).date()}? "
+                "The facts stay; the originals cannot be restored.",
+                default=False,
+                err=True,
+            ):
+                typer.echo("Nothing purged.", err=True)
+                raise typer.Exit(1)
+        report = purge_raw_mail(engine, days, now, dry_run=dry_run)
+        if report.purged and not dry_run:
+            compact(engine)
+        if as_json:
+            print_json(report.as_json())
+            return
+        verb = "would be purged" if dry_run else "purged"
+        typer.echo(
+            f"{report.purged} originals of mails received before {cutoff.astimezone(rt.tz).date()} {verb} "
+            f"({report.bytes_freed} bytes); {report.kept_for_review} kept while waiting in review."
+        )

@@ -2,7 +2,8 @@
 
 `forget` keeps the facts (meetings, minutes, member counts per municipality) and their provenance ids,
 and removes the person: their Person row, the link from their memberships, their address in the outbox,
-and every stored mail or document that names them (raw bytes purged, text redacted).
+every stored mail or document that names them (raw bytes purged, text redacted), and the sent-mail files of
+the directory transport that name them. It never logs the address or the name: counts only.
 """
 
 from __future__ import annotations
@@ -12,21 +13,28 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from email import policy
 from email.message import Message
+from pathlib import Path
 
-from sqlalchemy import Engine, func, or_
+from sqlalchemy import Engine, func, or_, text
 from sqlmodel import Session, col, select
 
 from registry.models import (
     BouncingAddress,
+    DeliverableReceipt,
     Document,
     InboundMail,
+    MailboxState,
     MemberList,
     Membership,
+    Minutes,
     OutboundMail,
     Person,
+    RunLog,
 )
+from registry.retention import mark_purged
 
 log = logging.getLogger("registry.privacy")
 REDACTED = "[borttagen]"
@@ -178,22 +186,45 @@ def _decoded_mail_text(raw: bytes) -> str:
         return ""
 
 
-def forget(session: Session, address: str) -> Counter[str]:
-    """Erase the person with this address in the caller's transaction; returns what was done (counts only)."""
+def forget(session: Session, address: str, today: date | None = None) -> Counter[str]:
+    """Erase the person with this address in the caller's transaction; returns what was done (counts only).
+
+    `today` dates the note left in each mail whose original was purged ("purged by forget on …")."""
     address = normalise(address)
     done: Counter[str] = Counter()
     person = session.exec(select(Person).where(func.lower(Person.email) == address)).first()
-    names: set[str] = set()
-    if person is not None and person.name:
-        names.add(person.name)
     from_them = session.exec(select(InboundMail).where(func.lower(InboundMail.from_address) == address)).all()
-    names.update(m.from_name for m in from_them if m.from_name)
-    redactor = Redactor(address, sorted(names))
+    redactor = person_redactor(address, _names_of(session, address))
     from_them_ids = {m.id for m in from_them}
+
+    # Mails whose attachments name them where a byte search cannot see it (a zipped .xlsx or .docx, a compressed
+    # PDF): the sources of their memberships and of the documents that name them lose their bytes too.
+    sources_naming_them: set[int] = set()
+    named_documents = [
+        doc
+        for doc in session.exec(select(Document)).all()
+        if redactor.found_in_text(doc.text)
+        or redactor.found_in_bytes(doc.content)
+        or redactor.found_in_text(doc.filename)
+    ]
+    named_document_ids = [doc.id for doc in named_documents]
+    sources_naming_them.update(doc.source_mail_id for doc in named_documents)
+    sources_naming_them.update(
+        session.exec(select(Minutes.source_mail_id).where(col(Minutes.document_id).in_(named_document_ids))).all()
+    )
+    sources_naming_them.update(
+        session.exec(
+            select(DeliverableReceipt.source_mail_id).where(col(DeliverableReceipt.document_id).in_(named_document_ids))
+        ).all()
+    )
 
     # Memberships stay (counts per municipality and role), without the person.
     if person is not None:
         for membership in session.exec(select(Membership).where(Membership.person_id == person.id)).all():
+            sources_naming_them.add(membership.source_mail_id)
+            member_list = session.get(MemberList, membership.member_list_id)
+            if member_list is not None:
+                sources_naming_them.add(member_list.source_mail_id)
             membership.person_id = None
             done["memberships anonymised"] += 1
         session.flush()
@@ -206,6 +237,8 @@ def forget(session: Session, address: str) -> Counter[str]:
 
     # Mails from them: the raw bytes go, the sender and the body are redacted; the row (and its facts) stays.
     for mail in from_them:
+        if mail.raw is not None and today is not None:
+            mail.details = mark_purged(mail.details, "forget", today)
         mail.raw = None
         mail.from_address = REDACTED
         mail.from_name = REDACTED
@@ -214,9 +247,11 @@ def forget(session: Session, address: str) -> Counter[str]:
 
     # Every other mail and document that names them.
     for mail in session.exec(select(InboundMail)).all():
-        named = mail.raw is not None and redactor.found_in_bytes(mail.raw)
+        named = mail.raw is not None and (mail.id in sources_naming_them or redactor.found_in_bytes(mail.raw))
         if named:
             mail.raw = None
+            if today is not None:
+                mail.details = mark_purged(mail.details, "forget", today)
         touched = named
         for attribute in ("subject", "body_text", "from_name", "reason", "details", "resolution", "message_id"):
             value = getattr(mail, attribute)
@@ -228,18 +263,11 @@ def forget(session: Session, address: str) -> Counter[str]:
             touched = True
         if touched and mail.id not in from_them_ids:
             done["mails naming them redacted"] += 1
-    for doc in session.exec(select(Document)).all():
-        named = (
-            redactor.found_in_text(doc.text)
-            or redactor.found_in_bytes(doc.content)
-            or redactor.found_in_text(doc.filename)
-        )
-        if named:
-            if doc.content is not None:
-                doc.content = None
-            doc.text = redactor.redact(doc.text)
-            doc.filename = redactor.redact(doc.filename)
-            done["documents redacted"] += 1
+    for doc in named_documents:  # the facts (minutes, deliverables) stay, their text redacted, the original gone
+        doc.content = None
+        doc.text = redactor.redact(doc.text)
+        doc.filename = redactor.redact(doc.filename)
+        done["documents redacted"] += 1
     for member_list in session.exec(select(MemberList)).all():
         if redactor.found_in_text(member_list.rejected_rows) or redactor.found_in_text(member_list.source):
             member_list.rejected_rows = redactor.redact(member_list.rejected_rows)
@@ -265,10 +293,67 @@ def forget(session: Session, address: str) -> Counter[str]:
             if isinstance(value, str) and redactor.found_in_text(value):
                 setattr(out, attribute, redactor.redact(value))
                 touched = True
+        # An attached file (the yearly report): a text one is redacted, any other kind dropped (its bytes may hold
+        # the name in a form we cannot rewrite safely). getattr: the columns arrive with migration 0005.
+        attachment = getattr(out, "attachment", None)
+        if attachment is not None and redactor.found_in_bytes(attachment):
+            redacted = None
+            if str(getattr(out, "attachment_type", "") or "").startswith("text/"):
+                redacted = redactor.redact(attachment.decode("utf-8", "replace")).encode("utf-8")
+            out.attachment = None if redacted is None or redactor.found_in_bytes(redacted) else redacted
+            touched = True
+        if getattr(out, "attachment_name", None) and redactor.found_in_text(out.attachment_name):
+            out.attachment_name = redactor.redact(out.attachment_name)
+            touched = True
         if touched:
             done["outbox mails redacted"] += 1
+    # Error texts of the passes may quote an address (a rejected recipient, say).
+    for state in [*session.exec(select(MailboxState)).all(), *session.exec(select(RunLog)).all()]:
+        if redactor.found_in_text(state.last_error):
+            state.last_error = redactor.redact(state.last_error or "")
+            done["error notes redacted"] += 1
     session.flush()
     return done
+
+
+def person_redactor(address: str, names: list[str]) -> Redactor:
+    return Redactor(normalise(address), names)
+
+
+def forget_in_outbox_directory(directory: Path, redactor: Redactor) -> int:
+    """Delete the sent-mail files (.eml, and a half-written .tmp) in the directory transport's folder that name the
+    person; returns how many. Deleted, not redacted: their name may sit base64-, QP- or RFC 2047-encoded anywhere in
+    the bytes, and the outbox ledger (redacted) keeps the record of what was sent."""
+    if not directory.is_dir():
+        return 0
+    deleted = 0
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or path.suffix not in (".eml", ".tmp"):
+            continue
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # sent and renamed, or removed, meanwhile
+            continue
+        if redactor.found_in_bytes(data):
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
+
+
+def _names_of(session: Session, address: str) -> list[str]:
+    """The names the person goes by in the registry (before forget removes them)."""
+    names: set[str] = set()
+    person = session.exec(select(Person).where(func.lower(Person.email) == address)).first()
+    if person is not None and person.name:
+        names.add(person.name)
+    names.update(
+        name
+        for name in session.exec(
+            select(InboundMail.from_name).where(func.lower(InboundMail.from_address) == address)
+        ).all()
+        if name
+    )
+    return sorted(names)
 
 
 def _remaining(session: Session, address: str) -> int:
@@ -284,7 +369,14 @@ def _remaining(session: Session, address: str) -> int:
 
 
 def compact(engine: Engine) -> None:
-    """After erasing: rebuild the search index and the SQLite file so no freed page keeps the bytes."""
+    """After erasing or purging: rebuild the search index and the SQLite file so no freed page keeps the bytes.
+
+    PostgreSQL: a plain VACUUM, so the old row versions are removed (their space is reused, not zeroed; WAL and
+    backups keep them until they rotate)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM"))
+        return
     if engine.dialect.name != "sqlite":
         return
     raw = engine.raw_connection()
@@ -299,12 +391,20 @@ def compact(engine: Engine) -> None:
     engine.dispose()
 
 
-def forget_person(engine: Engine, address: str) -> Counter[str]:
-    """Forget in one transaction, then compact; logs counts only, never the address or the name."""
+def forget_person(
+    engine: Engine, address: str, today: date | None = None, outbox_directory: Path | None = None
+) -> Counter[str]:
+    """Forget in one transaction, then the sent-mail files in `outbox_directory` (the directory transport's, if
+    any), then compact; logs counts only, never the address or the name."""
     with Session(engine) as session:
-        done = forget(session, address)
+        names = _names_of(session, normalise(address))
+        done = forget(session, address, today)
         left = _remaining(session, normalise(address))
         session.commit()
+    if outbox_directory is not None:
+        deleted = forget_in_outbox_directory(outbox_directory, person_redactor(address, names))
+        if deleted:
+            done["outbox files deleted"] += deleted
     compact(engine)
     for what, count in sorted(done.items()):
         log.info("forget: %s: %d", what, count)
