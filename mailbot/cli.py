@@ -18,12 +18,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailbot import jobs
+from mailbot.remind import is_working_day
 from registry.models import OutboundMail
 from registry.paths import bundled
 from registry.runtime import (
     ConfigOption,
     DebugOption,
     JsonOption,
+    LogFormatOption,
     Runtime,
     print_json,
     print_table,
@@ -43,8 +45,9 @@ def main_options(
     ctx: typer.Context,
     config: ConfigOption = None,
     debug: DebugOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
-    ctx.obj = start(config, debug)
+    ctx.obj = start(config, debug, log_format)
 
 
 def _now(rt: Runtime, as_of: str | None) -> datetime:
@@ -113,7 +116,7 @@ def remind(ctx: typer.Context, as_of: AsOfOption = None,
             print_json([{k: v for k, v in item.items() if k != "text"} for item in listing])
             return
         if not listing:
-            typer.echo(f"{today}: no reminders due" + ("" if jobs.is_working_day(today) else " (not a working day)"))
+            typer.echo(f"{today}: no reminders due" + ("" if is_working_day(today) else " (not a working day)"))
             return
         print_table(f"Påminnelser {today}" + (" (dry run)" if dry_run else ""), ["network", "to", "cc", "subject", "items"],
                     [[i["network"] or "(admin)", ", ".join(i["to"]), ", ".join(i["cc"]), i["subject"], len(i["obligations"])]  # type: ignore[arg-type]

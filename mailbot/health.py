@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import aiosmtplib
 
+from mailbot.remind import is_working_day
 from mailbot.sources import open_source
+from registry import lease
 from registry.errors import ExpectedError
 from registry.runtime import Runtime
 
@@ -26,7 +28,12 @@ def _check(name: str, probe: Callable[[], str]) -> dict[str, object]:
         return {"name": name, "ok": False, "detail": f"{type(error).__name__}: {error.strerror or error}"}
 
 
+REMIND_GRACE = timedelta(hours=1)  # the reminder run happens at the first poll tick after remind_hour
+
+
 def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
+    """Each dependency, the worker lease, and the last good poll and reminder run; `ok` False when one fails
+    or is stale (a poll older than 3 poll intervals, no reminder run since the last one was due)."""
     results = [
         _check(
             "configuration",
@@ -39,20 +46,63 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
         _check("mailbox", lambda: _mailbox(rt)),
         _check("smtp", lambda: _smtp(rt)),
     ]
-    if results[1]["ok"]:
-        from mailbot.jobs import last_runs
+    if not results[1]["ok"]:
+        return results
+    from mailbot.jobs import last_runs
 
-        runs = last_runs(rt.engine())
-        stale_after = {"poll": timedelta(minutes=rt.settings.schedule.poll_minutes * 3), "remind": timedelta(days=4)}
-        for kind, limit in stale_after.items():
-            info = runs.get(kind)
-            last = info["last_success"] if info else None
-            fresh = isinstance(last, datetime) and now - last <= limit
-            detail = f"last success {last.isoformat(timespec='minutes') if isinstance(last, datetime) else 'never'}"
-            if info and info.get("last_error"):
-                detail += f"; last error: {info['last_error']}"
-            results.append({"name": f"last {kind}", "ok": fresh, "detail": detail})
+    results.append(_worker(rt, now))
+    runs = last_runs(rt.engine())
+    schedule = rt.settings.schedule
+    due = {
+        "poll": now - 3 * schedule.poll_interval,
+        "remind": last_reminder_due((now - REMIND_GRACE).astimezone(rt.tz), schedule.remind_hour),
+    }
+    for kind, needed_since in due.items():
+        info = runs.get(kind, {})
+        last = info.get("last_success")
+        fresh = isinstance(last, datetime) and last >= needed_since
+        detail = f"last success {last.isoformat(timespec='minutes') if isinstance(last, datetime) else 'never'}"
+        if not fresh:
+            detail += f", stale: expected one after {needed_since.isoformat(timespec='minutes')}"
+        if info.get("last_error"):
+            detail += f"; last error: {info['last_error']}"
+        results.append({
+            "name": f"last {kind}",
+            "ok": fresh,
+            "detail": detail,
+            "last_success": last.isoformat() if isinstance(last, datetime) else None,
+            "last_error": info.get("last_error"),
+        })  # fmt: skip
     return results
+
+
+def last_reminder_due(now_local: datetime, remind_hour: int) -> datetime:
+    """When the latest reminder run was due: remind_hour on the last working day up to now (today only once
+    that hour has passed). Looks back at most 3 weeks (no Swedish break between working days is longer)."""
+    day = now_local.date()
+    if now_local.hour < remind_hour:
+        day -= timedelta(days=1)
+    for _ in range(21):
+        if is_working_day(day):
+            break
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(remind_hour), tzinfo=now_local.tzinfo)
+
+
+def _worker(rt: Runtime, now: datetime) -> dict[str, object]:
+    """Whether some `mailbot run` holds the worker lease now (it is renewed every quarter of its length)."""
+    from mailbot.worker import LEASE
+
+    held = lease.current(rt.engine(), LEASE)
+    if held is None:
+        return {"name": "worker", "ok": False, "detail": "no worker holds the lease (is `mailbot run` running?)"}
+    alive = held.expires_at >= now
+    detail = (
+        f"{'held' if alive else 'last held'} by {held.holder} since {held.acquired_at.isoformat(timespec='seconds')}"
+    )
+    detail += f", {'until' if alive else 'expired'} {held.expires_at.isoformat(timespec='seconds')}"
+    return {"name": "worker", "ok": alive, "detail": detail, "holder": held.holder,
+            "expires_at": held.expires_at.isoformat()}  # fmt: skip
 
 
 def _mailbox(rt: Runtime) -> str:

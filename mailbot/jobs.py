@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from mailbot import outbox
 from mailbot.compose import render
-from mailbot.intake import Intake, PassReport, record_failure
 from mailbot.remind import (
     ReceiptRequest,
     mailbox_failing_alert,
@@ -24,14 +24,18 @@ from mailbot.remind import (
     plan_receipt,
     plan_reminders,
 )
-from mailbot.sources import SourceError, open_source
-from mailbot.understand.pipeline import Understanding
-from mailbot.understand.types import MeetingDate, ParsedMail
+from mailbot.understand.types import MeetingDate
 from registry.domain import MailStatus, Role
+from registry.errors import ExpectedError
 from registry.models import BouncingAddress, InboundMail, MailboxState, RunLog
-from registry.queries import members_in_force
+from registry.queries import members_in_force_by_network
 from registry.runtime import Runtime
 from registry.status import status_findings
+
+if TYPE_CHECKING:
+    from mailbot.intake import PassReport
+    from mailbot.understand.pipeline import Understanding
+    from mailbot.understand.types import ParsedMail
 
 log = logging.getLogger("mailbot")
 
@@ -119,16 +123,38 @@ def _mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> No
         session.commit()
 
 
-def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = None, send: bool = True) -> PollResult:
+def poll(
+    rt: Runtime,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+    send: bool = True,
+    check_lease: Callable[[], None] | None = None,
+) -> PollResult:
     """One intake pass, then the receipts it queued are sent. Raises SourceError when the mailbox fails
-    (after counting the failure and, after N in a row, queueing one alert to the admin)."""
+    (after counting the failure and, after N in a row, queueing one alert to the admin).
+
+    `check_lease` (the worker's) runs after each mail, before sending and between sends; it renews the lease
+    when due and raises (lease.LeaseLost) when this process can no longer be sure it is the active worker,
+    which stops the pass between two mails. Every mail is its own transaction, so the next pass (this
+    worker's or the standby's) resumes exactly there."""
+    # Here, not at the top: the intake (IMAP client, MIME and document parsers) is not needed to send reminders.
+    from mailbot.intake import Intake, record_failure
+    from mailbot.sources import SourceError, open_source
+
     engine = rt.engine()
     intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz, on_recorded=receipt_hook(rt))
     source = open_source(rt.settings)
     before = _streak(engine, source.folder)
+
+    def step(count: int) -> None:
+        if check_lease is not None:
+            check_lease()
+        if progress is not None:
+            progress(count)
+
     try:
         with source:
-            report = intake.run_pass(source, now, progress)
+            report = intake.run_pass(source, now, step if check_lease or progress else None)
     except SourceError as error:
         failures = record_failure(engine, source.folder, str(error), now)
         _mark_run(engine, "poll", now, str(error))
@@ -144,16 +170,46 @@ def poll(rt: Runtime, now: datetime, progress: Callable[[int], None] | None = No
                     state.alert_sent = True
                     session.add(state)
                 session.commit()
-            if send:
+            if send and (check_lease is None or _still_active(check_lease)):
                 outbox.drain_outbox(engine, rt.settings, lambda: now)
         raise
     if before is not None:
         _recovered(rt, engine, source.folder, before, now)
     _mark_run(engine, "poll", now, None)
     result = PollResult(report=report)
-    if send:
-        result.drained = outbox.drain_outbox(engine, rt.settings, lambda: now)
+    # A worker that lost its lease leaves the receipts to the one that took over.
+    if send and (check_lease is None or _still_active(check_lease)):
+        result.drained = outbox.drain_outbox(engine, rt.settings, _clock(now, check_lease))
     return result
+
+
+def _clock(now: datetime, check_lease: Callable[[], None] | None) -> Callable[[], datetime]:
+    """The drain's clock: the pass's `now`. The drain reads it around each mail it sends, which is also when the
+    worker keeps its lease, so a long drain (hundreds of receipts after an SMTP outage) renews it as it goes.
+
+    A lost lease does not stop the drain: the clock is also read between a send and its commit, where stopping
+    would leave that mail to be sent again; the outbox's atomic claims keep a standby off the same rows."""
+    if check_lease is None:
+        return lambda: now
+
+    def clock() -> datetime:
+        _still_active(check_lease)
+        return now
+
+    return clock
+
+
+def _still_active(check_lease: Callable[[], None]) -> bool:
+    try:
+        check_lease()
+    except ExpectedError:
+        return False
+    return True
+
+
+def record_failed_run(engine: Engine, kind: str, now: datetime, error: str) -> None:
+    """Note a failed run (poll, remind) in the run log, for `mailbot check`."""
+    _mark_run(engine, kind, now, error)
 
 
 def _streak(engine: Engine, folder: str) -> tuple[int, datetime | None] | None:
@@ -194,8 +250,9 @@ def remind(
     with Session(engine) as session:
         presidium: dict[str, list[str]] = {}
         chiefs: dict[str, list[str]] = {}
+        in_force = members_in_force_by_network(session, today)
         for network in rt.registry.networks:
-            rows = members_in_force(session, network.key, today)
+            rows = in_force.get(network.key, [])
             presidium[network.key] = _addresses(rows, presidium_roles)
             chiefs[network.key] = _addresses(rows, {Role.SCHOOL_CHIEF}) + (
                 [network.school_chief] if network.school_chief else []

@@ -7,6 +7,7 @@ directory if it exists, else built-in defaults. Secrets are SecretStr and never 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -86,8 +87,21 @@ class DatabaseSettings(BaseModel):
 class ScheduleSettings(BaseModel):
     timezone: str = "Europe/Stockholm"
     poll_minutes: int = Field(5, ge=1)
+    poll_seconds: float | None = Field(None, ge=1)  # overrides poll_minutes (a test, or a mailbox polled faster)
+    lease_seconds: float | None = Field(None, ge=10)  # the worker lease; default 0.8 poll interval, at least 10 s
     remind_hour: int = Field(8, ge=0, le=23)
     failures_before_alert: int = Field(3, ge=1)
+
+    @property
+    def poll_interval(self) -> timedelta:
+        return timedelta(seconds=self.poll_seconds if self.poll_seconds is not None else 60 * self.poll_minutes)
+
+    @property
+    def lease_time(self) -> timedelta:
+        """How long the active worker's lease lasts without renewal (see mailbot/worker.py for the arithmetic)."""
+        if self.lease_seconds is not None:
+            return timedelta(seconds=self.lease_seconds)
+        return max(self.poll_interval * 0.8, timedelta(seconds=10))
 
 
 class ReceiptSettings(BaseModel):

@@ -1,17 +1,44 @@
 """`mailbot run`: the scheduler (APScheduler 3.x) that polls the mailbox and runs the daily reminders.
 
-A failing tick logs one line and waits for the next one; it never dies and never spins.
+A failing tick logs one line and waits for the next one; it never dies and never spins. Nothing is polled,
+sent or reminded without holding the worker lease.
+
+Every `mailbot run` against the same database runs the same two jobs; the lease decides which one works:
+
+1. `heartbeat`, every L/4: take or renew the lease row "worker" (registry/lease.py) until now + L. The active
+   worker renews it; a standby reads it, and once it has expired takes it over and starts a poll at once (it
+   does not wait for its own poll tick). During a pass the pass renews the lease itself, between two mails
+   (`keep_lease`): on SQLite a commit from another thread would break the pass's open transaction.
+2. `poll_tick`, every P: if this worker holds the lease, one intake pass and the receipts it queued
+   (jobs.poll), the dead-man's ping (mailbot/monitoring.py), then the day's reminders when they are due: the
+   first tick at or after `remind_hour` on a working day whose reminder run has not succeeded yet, so a worker
+   that was down, or standby, at that hour catches up. Reminders come after the pass, so a mail that arrived
+   overnight is registered before anyone is reminded of it. Between mails and before sending, the pass makes
+   sure the lease is still its own (lease.ensure_held) and stops if not; the next pass, this worker's or the
+   standby's, resumes at the next mail.
+
+Failover, with P the poll interval and L the lease (`schedule.lease_seconds`, default 0.8 P, at least 10 s):
+the active worker renewed its lease at most L/4 before it died; the lease expires L after that renewal; a
+standby's heartbeat comes at most L/4 after the expiry and polls at once. So the standby takes over between
+0.75 L and 1.25 L after the active one dies: between 0.6 P and P with the default L, i.e. within one poll
+interval (for P of at least 12.5 s; below that the 10 s floor of L rules). Measured with P = 15 s (L = 12 s):
+see benchmarks/failover.py and the README. The active worker trusts its lease only until 0.75 L after its
+last renewal, so one whose renewals stall stops L/4 before a standby may start; that quarter of L is also
+the clock skew the machines may have. A single mail that takes longer than 0.75 L to process would let the
+standby in: the unique sha256 of each mail and the outbox's claims keep even that from doing anything twice.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from datetime import UTC, date, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import jobs
+from mailbot import jobs, monitoring
 from mailbot.remind import is_working_day
 from registry import lease
 from registry.errors import ExpectedError
@@ -21,63 +48,128 @@ log = logging.getLogger("mailbot.worker")
 LEASE = "worker"  # one lease for polling, sending and reminding: the active worker does all three
 
 
-def lease_ttl(rt: Runtime) -> timedelta:
-    """Two poll intervals (at least 2 minutes): a standby takes over within about one interval of its expiry."""
-    return timedelta(minutes=max(2 * rt.settings.schedule.poll_minutes, 2))
+def reminders_due(now_local: datetime, remind_hour: int, last_run_day: date | None) -> bool:
+    """Whether the day's reminder run is due at `now_local`: a working day, at or after `remind_hour`, and no
+    run has succeeded yet today (`last_run_day` is the local date of the last successful run)."""
+    today = now_local.date()
+    return is_working_day(today) and now_local.hour >= remind_hour and (last_run_day is None or last_run_day < today)
 
 
-def with_lease(rt: Runtime, name: str = LEASE, ttl: timedelta | None = None) -> bool:
-    """Acquire or renew the lease; False (standby, or database unreachable) means: skip this tick."""
-    return lease.with_lease(rt, name, ttl or lease_ttl(rt))
+class Worker:
+    """One `mailbot run` process: its runtime, its scheduler, and whether it is the active worker."""
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.schedule = rt.settings.schedule
+        self.scheduler = BlockingScheduler(timezone=rt.tz)
+        self._working = threading.Lock()  # held by a pass (and the reminders after it), or by a heartbeat
+        self._renew_at = 0.0  # time.monotonic() of the next renewal due during a pass
 
-def poll_tick(rt: Runtime) -> None:
-    if not with_lease(rt):
-        return
-    try:
-        result = jobs.poll(rt, datetime.now(UTC))
-        if not result.report.idle:
-            log.info("poll: %d new (%d registered, %d review, %d ignored)", result.report.new,
-                     result.report.registered, result.report.review, result.report.ignored)  # fmt: skip
-    except ExpectedError as error:
-        log.error("poll failed, retrying on the next tick: %s", error)
+    def _renew(self) -> bool:
+        held = lease.with_lease(self.rt, LEASE, self.schedule.lease_time)
+        self._renew_at = time.monotonic() + self.schedule.lease_time.total_seconds() / 4
+        return held
 
+    def heartbeat(self) -> bool:
+        """Take or renew the lease between passes; on a takeover, poll at once."""
+        if not self._working.acquire(blocking=False):
+            return True  # a pass is running and renews the lease itself (see keep_lease)
+        try:
+            was_active = lease.still_held(LEASE)
+            held = self._renew()
+            if held and not was_active:
+                self.scheduler.modify_job("poll", next_run_time=datetime.now(self.rt.tz))
+            return held
+        finally:
+            self._working.release()
 
-def remind_tick(rt: Runtime) -> None:
-    if not with_lease(rt):
-        return
-    now = datetime.now(UTC)
-    today = now.astimezone(rt.tz).date()
-    if not is_working_day(today):
-        log.info("remind: %s is not a working day", today)
-        return
-    try:
-        listing = jobs.remind(rt, today, now)
-        log.info("remind: %d reminders due", len(listing))
-    except ExpectedError as error:
-        log.error("reminder run failed, retrying tomorrow: %s", error)
+    def keep_lease(self) -> None:
+        """Between two mails of a pass: renew the lease when a quarter of it has passed, and raise LeaseLost
+        if this worker can no longer be sure it holds it.
+
+        The pass renews its own lease, from its own thread, because on SQLite a commit from another thread
+        would make the pass's open read-then-write transaction fail ("database is locked")."""
+        if time.monotonic() >= self._renew_at:
+            self._renew()
+        lease.ensure_held(LEASE)
+
+    def poll_tick(self) -> None:
+        with self._working:
+            if self._renew():
+                self._poll_and_remind()
+
+    def _poll_and_remind(self) -> None:
+        monitor = self.rt.settings.monitoring
+        try:
+            result = jobs.poll(self.rt, datetime.now(UTC), check_lease=self.keep_lease)
+        except lease.LeaseLost as error:
+            log.warning("poll stopped: %s", error)  # the standby that took over carries on
+            return
+        except (ExpectedError, SQLAlchemyError) as error:
+            log.error("poll failed, retrying on the next tick: %s", getattr(error, "orig", None) or error)
+            monitoring.ping(monitor, failure=f"poll failed: {error}")
+            return
+        except Exception as error:  # an unexpected bug: logged with its traceback, and the tick is over
+            log.exception("poll failed unexpectedly, retrying on the next tick")
+            monitoring.ping(monitor, failure=f"poll failed: {type(error).__name__}: {error}")
+            return
+        report = result.report
+        if not report.idle:
+            sent = len(result.drained.sent) if result.drained else 0
+            log.info("poll: %d new (%d registered, %d review, %d ignored), %d already recorded, %d mails sent",
+                     report.new, report.registered, report.review, report.ignored, report.already_recorded,
+                     sent)  # fmt: skip
+        monitoring.ping(monitor)
+        self.remind_if_due(datetime.now(UTC))
+
+    def remind_if_due(self, now: datetime) -> None:
+        engine = self.rt.engine()
+        local = now.astimezone(self.rt.tz)
+        try:
+            last = jobs.last_runs(engine).get("remind", {}).get("last_success")
+            last_day = last.astimezone(self.rt.tz).date() if isinstance(last, datetime) else None
+            if not reminders_due(local, self.schedule.remind_hour, last_day):
+                return
+            self.keep_lease()
+            listing = jobs.remind(self.rt, local.date(), now)
+            log.info(
+                "remind: %d reminders due, %d newly queued", len(listing), sum(bool(i.get("queued")) for i in listing)
+            )
+        except lease.LeaseLost as error:
+            log.warning("reminder run not started: %s", error)
+        except (ExpectedError, SQLAlchemyError) as error:
+            log.error("reminder run failed, retrying on the next tick: %s", getattr(error, "orig", None) or error)
+            try:
+                jobs.record_failed_run(engine, "remind", now, str(error))
+            except SQLAlchemyError:
+                pass  # the database is what failed; the log line above says so
+
+    def run(self) -> None:
+        schedule = self.schedule
+        poll_seconds = schedule.poll_interval.total_seconds()
+        lease_seconds = schedule.lease_time.total_seconds()
+        # One instance of each job at a time; missed runs (a long pass, a busy or suspended machine) coalesce
+        # into one that runs however late it is (APScheduler's default would drop a run more than 1 s late).
+        self.scheduler.add_job(self.poll_tick, "interval", seconds=poll_seconds, id="poll", max_instances=1,
+                               coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(self.rt.tz))  # fmt: skip
+        # Renews the lease during a long pass too (the pass runs in another thread of the scheduler).
+        self.scheduler.add_job(self.heartbeat, "interval", seconds=lease_seconds / 4, id="heartbeat",
+                               max_instances=1, coalesce=True, misfire_grace_time=None)  # fmt: skip
+        log.info("worker started: poll every %gs, lease %gs (a standby takes over within %gs), reminders from "
+                 "%02d:00 %s on working days", poll_seconds, lease_seconds, 1.25 * lease_seconds,
+                 schedule.remind_hour, self.rt.tz)  # fmt: skip
+        if not self.rt.debug:
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
+        try:
+            self.scheduler.start()
+        except (KeyboardInterrupt, SystemExit):
+            log.info("stopping")
+            self.scheduler.shutdown(wait=True)
+            try:
+                lease.release(self.rt.engine(), LEASE, lease.HOLDER)  # the standby takes over at its next heartbeat
+            except SQLAlchemyError as error:  # shutting down anyway; the lease expires by itself
+                log.warning("could not release the lease: %s", error)
 
 
 def run_worker(rt: Runtime) -> None:
-    settings = rt.settings.schedule
-    scheduler = BlockingScheduler(timezone=rt.tz)
-    # One instance at a time; missed runs (a long pass, a suspended machine) coalesce into one.
-    scheduler.add_job(poll_tick, "interval", minutes=settings.poll_minutes, args=[rt], id="poll",
-                      max_instances=1, coalesce=True, next_run_time=datetime.now(rt.tz))  # fmt: skip
-    scheduler.add_job(remind_tick, CronTrigger(hour=settings.remind_hour, minute=0, timezone=rt.tz), args=[rt],
-                      id="remind", max_instances=1, coalesce=True, misfire_grace_time=3600)  # fmt: skip
-    # Renews the lease during a long poll pass too (the pass runs in another thread of the scheduler).
-    scheduler.add_job(with_lease, "interval", seconds=lease_ttl(rt).total_seconds() / 4, args=[rt], id="lease",
-                      max_instances=1, coalesce=True)  # fmt: skip
-    log.info(
-        "worker started: poll every %d min, reminders at %02d:00 %s", settings.poll_minutes, settings.remind_hour, rt.tz
-    )
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        log.info("stopping")
-        scheduler.shutdown(wait=True)
-        try:
-            lease.release(rt.engine(), LEASE, lease.HOLDER)  # the standby takes over at its next tick
-        except Exception as error:  # noqa: BLE001 - shutting down anyway; the lease expires by itself
-            log.warning("could not release the lease: %s", error)
+    Worker(rt).run()

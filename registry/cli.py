@@ -17,6 +17,7 @@ from registry.runtime import (
     ConfigOption,
     DebugOption,
     JsonOption,
+    LogFormatOption,
     Runtime,
     UsageError,
     parse_date_option,
@@ -39,8 +40,9 @@ def main_options(
     ctx: typer.Context,
     config: ConfigOption = None,
     debug: DebugOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
-    ctx.obj = start(config, debug)
+    ctx.obj = start(config, debug, log_format)
 
 
 def _runtime(ctx: typer.Context) -> Runtime:
@@ -259,6 +261,7 @@ def main() -> None:
 
 
 import registry.cli_admin  # noqa: E402,F401,I001  (registers the admin commands)
+import registry.cli_report  # noqa: E402,F401,I001  (registers `registry report`)
 
 if __name__ == "__main__":
     main()

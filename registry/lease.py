@@ -5,7 +5,9 @@ then the first standby to ask takes it over. Plain SQL (one conditional UPDATE, 
 primary key), so it works the same on SQLite and PostgreSQL.
 
 Expiry is compared with the caller's clock: the machines that share a database need synchronised clocks
-(NTP), and the TTL must be well above any clock skew.
+(NTP), and the TTL must be well above any clock skew. The holder itself stops trusting its lease a quarter of
+the TTL before the expiry it wrote (measured on its monotonic clock from before the write), so a holder whose
+renewals stall (a hung database, a paused process) stops working before a standby may take over.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from registry.errors import ExpectedError
 from registry.models_ops import WorkerLease
 
 if TYPE_CHECKING:
@@ -37,6 +41,15 @@ def new_holder_id() -> str:
 HOLDER = new_holder_id()  # this process's identity as a lease holder
 
 
+class LeaseLost(ExpectedError):
+    """This process no longer holds (or can no longer be sure it holds) the lease: stop the work in hand."""
+
+
+SAFETY = 0.25  # the part of the TTL a holder gives up at the end of its lease (covers clock skew and slow writes)
+_holding: dict[str, bool] = {}
+_trusted_until: dict[tuple[str, str], float] = {}  # (name, holder) -> time.monotonic() deadline
+
+
 def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
     """Take or renew the lease `name` until now + ttl; False when another holder's lease has not expired.
 
@@ -45,6 +58,12 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelt
     an INSERT whose primary key lets only one of two racing processes win.
     """
     expires = now + ttl
+    with engine.connect() as connection:
+        held = connection.execute(select(TABLE.c.holder, TABLE.c.expires_at).where(TABLE.c.name == name)).first()
+    if held is not None and held.holder != holder and held.expires_at >= now:
+        # Another holder's live lease: decided by a read, so a standby writes nothing while the active worker
+        # lives (on SQLite any commit makes the holder's open read-then-write transactions fail).
+        return False
     with engine.begin() as connection:
         taken = connection.execute(
             update(TABLE)
@@ -69,6 +88,7 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelt
 
 def release(engine: Engine, name: str, holder: str) -> bool:
     """Give the lease up (on a clean shutdown) so a standby can take over at once; False if we did not hold it."""
+    _trusted_until.pop((name, holder), None)
     with engine.begin() as connection:
         return bool(connection.execute(delete(TABLE).where(TABLE.c.name == name, TABLE.c.holder == holder)).rowcount)
 
@@ -80,7 +100,16 @@ def current(engine: Engine, name: str) -> WorkerLease | None:
     return None if row is None else WorkerLease(**row)
 
 
-_holding: dict[str, bool] = {}
+def still_held(name: str, holder: str | None = None) -> bool:
+    """True while this process may act on the lease `name`: its last renewal has not run out (no database call)."""
+    return time.monotonic() < _trusted_until.get((name, holder or HOLDER), float("-inf"))
+
+
+def ensure_held(name: str, holder: str | None = None) -> None:
+    """Raise LeaseLost unless `still_held`: called between mails and before sending, so a worker whose lease has
+    lapsed stops before another one can take over."""
+    if not still_held(name, holder):
+        raise LeaseLost(f"lease {name}: no longer held by this process (renewal lapsed or taken over); stopping")
 
 
 def with_lease(rt: Runtime, name: str, ttl: timedelta, holder: str | None = None) -> bool:
@@ -90,11 +119,19 @@ def with_lease(rt: Runtime, name: str, ttl: timedelta, holder: str | None = None
     Changes (became active, became standby) are logged once, not on every tick.
     """
     holder = holder or HOLDER
+    asked = time.monotonic()  # before the write: the expiry written is at least this far ahead
     try:
         held = acquire(rt.engine(), name, holder, datetime.now(UTC), ttl)
     except SQLAlchemyError as error:
+        # The expiry written last still keeps the others out, so the work in hand may go on until
+        # `still_held` runs out by itself; this tick starts nothing new.
         log.error("lease %s: database error, not working this tick: %s", name, getattr(error, "orig", error))
         held = False
+    else:
+        if held:
+            _trusted_until[(name, holder)] = asked + ttl.total_seconds() * (1 - SAFETY)
+        else:
+            _trusted_until.pop((name, holder), None)  # someone else holds it: stop at once
     if _holding.get(name) != held:
         if held:
             log.info("lease %s: active (holder %s)", name, holder)

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -78,15 +79,35 @@ class Runtime:
             raise UsageError(str(error.args[0])) from None
 
 
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format", help="Logs on stderr as text, or as one JSON object per line (default: logging.format)."
+    ),
+]
 
 
-def start(config: Path | None, debug: bool) -> Runtime:
-    """What both CLIs' main callbacks do: logging on stderr, and the runtime for the command."""
-    setup_logging(debug)
-    return Runtime(config_path=config, debug=debug)
+def start(config: Path | None, debug: bool, log_format: LogFormat | None = None) -> Runtime:
+    """What both CLIs' main callbacks do: logging on stderr, and the runtime for the command.
+
+    The log format is --log-format, else `logging.format` of the settings (MAILBOT_LOGGING__FORMAT); settings
+    that do not load yet mean text here, and the command then reports why they do not load."""
+    runtime = Runtime(config_path=config, debug=debug)
+    if log_format is None:
+        try:
+            log_format = LogFormat(runtime.settings.logging.format)
+        except (ExpectedError, OSError):
+            log_format = LogFormat.text
+    setup_logging(debug, log_format)
+    return runtime
 
 
 def parse_date_option(value: str, option: str) -> date:
@@ -96,14 +117,41 @@ def parse_date_option(value: str, option: str) -> date:
         raise UsageError(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
 
 
-def setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts (ISO 8601, UTC), level, logger, message, and exception (the traceback
+    text) when there is one. For journald, Loki or Elasticsearch; a newline in a message stays inside the JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+_log_format = LogFormat.text
+
+
+def setup_logging(debug: bool, log_format: LogFormat = LogFormat.text) -> None:
+    global _log_format
+    _log_format = LogFormat(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    if _log_format is LogFormat.json:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Python warnings (a library's DeprecationWarning) go through the same handler, so stderr stays one format.
+    logging.captureWarnings(True)
 
 
 def print_json(data: Any) -> None:
@@ -121,7 +169,11 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def fail(message: str, status: int = 1) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    """One clear line on stderr (a JSON log line with --log-format json), then exit with `status`."""
+    if _log_format is LogFormat.json:
+        logging.getLogger("cli").error("%s", message)
+    else:
+        sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(status)
 
 
