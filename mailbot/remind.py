@@ -220,12 +220,15 @@ def plan_reminders(
         by_obligation.setdefault((entry.kind, entry.obligation_id), []).append(entry)
     reminded_today = {entry.network for entry in ledger if entry.kind == "reminder" and entry.sent_on == today}
     summarised_today = any(entry.kind == "admin_summary" and entry.sent_on == today for entry in ledger)
+    of_network: dict[str, list[Finding]] = {}  # in order; one pass, not one per network
+    for finding in findings:
+        of_network.setdefault(finding.network, []).append(finding)
 
     planned: list[PlannedReminder] = []
     for network in networks:
         if network.key in reminded_today:
             continue  # one reminder per network per day, also when a later run finds a new item
-        items = [f for f in findings if f.network == network.key and _is_item(f, network, today, settings)]
+        items = [f for f in of_network.get(network.key, ()) if _is_item(f, network, today, settings)]
         due: list[Finding] = []
         counts: list[int] = []
         waiting: list[Finding] = []

@@ -6,14 +6,17 @@ Read-only; `now` (for DTSTAMP) is passed in by the caller.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
 from sqlmodel import Session, col, select
 
 from registry.config import Registry
 from registry.domain import MeetingStatus
 from registry.models import Meeting
+
+if TYPE_CHECKING:
+    from icalendar import Calendar, Event
 
 UID_DOMAIN = "mailbot.skaraborg.se"
 PRODID = "-//Utbildning Skaraborg//mailbot registry//SV"
@@ -28,6 +31,8 @@ def meeting_uid(meeting: Meeting) -> str:
 
 
 def meeting_event(meeting: Meeting, network_name: str, tz: ZoneInfo, stamp: datetime) -> Event:
+    from icalendar import Event  # here: every `registry` command would pay for importing it
+
     event = Event()
     event.add("uid", meeting_uid(meeting))
     event.add("dtstamp", stamp)
@@ -52,6 +57,8 @@ def meeting_event(meeting: Meeting, network_name: str, tz: ZoneInfo, stamp: date
 
 def calendar(session: Session, registry: Registry, now: datetime, network_key: str | None = None) -> Calendar:
     """Every planned, held and cancelled meeting (of one network, or all) as one VCALENDAR."""
+    from icalendar import Calendar
+
     tz = ZoneInfo(TIMEZONE)
     names = {n.key: n.name for n in registry.networks}
     query = select(Meeting).order_by(col(Meeting.date), col(Meeting.id))

@@ -13,6 +13,13 @@ from registry.facts import Finding, MeetingFact, NetworkFacts, list_in_force, me
 from registry.swedish import WEEKDAY_PLURAL, day_month, join, long_date, plural
 
 WEEKDAY_INDEX = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
+_VALUE = {kind: kind.value for kind in ObligationKind}  # an enum's .value is a slow property, read per finding
+
+
+def history_start(today: date) -> date:
+    """The rules read no meeting, and no minutes of a meeting, from before this day (1 January of last year):
+    a caller evaluating `today` may leave older ones out of the facts. Keep it in step with the rules below."""
+    return date(today.year - 1, 1, 1)
 
 
 def evaluate(network: Network, facts: NetworkFacts, today: date, municipalities: tuple[str, ...]) -> list[Finding]:
@@ -50,9 +57,9 @@ def _finding(network: Network, obligation: ObligationKind, state: State, due: da
         state=state,
         due=due,
         detail=detail,
-        id=f"{network.key}:{obligation.value}:{suffix}",
+        id=f"{network.key}:{_VALUE[obligation]}:{suffix}",
         meeting_date=meeting_date,
-        quote=network.quote(obligation.value),
+        quote=network.quote(_VALUE[obligation]),
     )
 
 
@@ -161,10 +168,9 @@ def minutes_findings(network: Network, facts: NetworkFacts, today: date) -> list
     days = network.deadlines.minutes_days
     name = network.minutes_name
     findings = []
-    for meeting in sorted(facts.meetings, key=lambda m: m.date):
+    recent = (m for m in facts.meetings if m.date.year >= today.year - 1)
+    for meeting in sorted(recent, key=lambda m: m.date):
         if meeting_status(meeting, today) is not MeetingStatus.HELD:
-            continue
-        if meeting.date.year < today.year - 1:
             continue
         got = received.get(meeting.date)
         if meeting.date.year < today.year and got is not None:

@@ -125,8 +125,8 @@ LIMIT :limit
 """
 
 # PostgreSQL: the `swedish` configuration stems and drops stop words, but never folds å/ä/ö to a/o. Migration 0006
-# has GIN expression indexes on exactly the two WHERE expressions below (keep them identical, or every search runs
-# to_tsvector() over every row: 0.6 s for 1,500 mails instead of ~10 ms for a selective query). The
+# stores each row's vector in a generated column `search_vector` with a GIN index, so neither matching nor ranking
+# parses the text again (without it, 10,000 minutes took 11 s per query). The
 # inner query ranks and limits; the outer one runs the costly ts_headline() only for the rows shown. ts_headline
 # marks with \x02/\x03 (as snippet() does on SQLite) so _snippet() can tell a body match from a title match.
 PG_MINUTES = """
@@ -134,11 +134,11 @@ SELECT mi.id AS id, mi.network_key AS network, mi.meeting_date AS meeting_date, 
        ts_headline('swedish', d.text, to_tsquery('swedish', :q), :options) AS snippet,
        ts_headline('swedish', d.filename, to_tsquery('swedish', :q), :options) AS title_snippet, best.rank AS rank
 FROM (
-    SELECT mi.id AS minutes_id, -ts_rank(to_tsvector('swedish', d.filename || ' ' || d.text), query) AS rank
+    SELECT mi.id AS minutes_id, -ts_rank(d.search_vector, query) AS rank
     FROM document d
     JOIN minutes mi ON mi.document_id = d.id
     CROSS JOIN to_tsquery('swedish', :q) AS query
-    WHERE to_tsvector('swedish', d.filename || ' ' || d.text) @@ query
+    WHERE d.search_vector @@ query
       AND (CAST(:network AS VARCHAR) IS NULL OR mi.network_key = :network)
       AND mi.meeting_date BETWEEN :first_day AND :last_day
     ORDER BY rank, mi.meeting_date DESC
@@ -154,10 +154,10 @@ SELECT m.id AS id, m.network_key AS network, m.received AS received, m.subject A
        ts_headline('swedish', m.body_text, to_tsquery('swedish', :q), :options) AS snippet,
        ts_headline('swedish', m.subject, to_tsquery('swedish', :q), :options) AS title_snippet, best.rank AS rank
 FROM (
-    SELECT m.id AS mail_id, -ts_rank(to_tsvector('swedish', m.subject || ' ' || m.body_text), query) AS rank
+    SELECT m.id AS mail_id, -ts_rank(m.search_vector, query) AS rank
     FROM inbound_mail m
     CROSS JOIN to_tsquery('swedish', :q) AS query
-    WHERE to_tsvector('swedish', m.subject || ' ' || m.body_text) @@ query
+    WHERE m.search_vector @@ query
       AND (CAST(:network AS VARCHAR) IS NULL OR m.network_key = :network)
       AND m.received >= :start AND m.received < :stop
     ORDER BY rank, m.received DESC
