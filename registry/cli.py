@@ -184,12 +184,13 @@ def status(
                 [
                     f.network,
                     f.obligation.value,
-                    f"[{STATE_STYLE[f.state.value]}]{f.state.value}[/]",
+                    f.state.value,
                     f.due.isoformat() if f.due else "-",
                     f.detail,
                 ]
                 for f in findings
             ],  # fmt: skip
+            styles={"state": STATE_STYLE},
         )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from sqlmodel import Session
 
 from registry.calendar_feed import calendar as build_calendar
@@ -54,8 +53,8 @@ def search(
                     h.id,
                     h.network or "-",
                     h.meeting_date or (h.received or "")[:10],
-                    escape(h.filename or h.subject or ""),
-                    escape(" ".join(h.snippet.split())),
+                    h.filename or h.subject or "",
+                    " ".join(h.snippet.split()),
                 ]
                 for h in hits
             ],

@@ -6,6 +6,10 @@ the two files; the loaded values are frozen.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import pickle
 import re
 import tomllib
 import unicodedata
@@ -17,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from registry.domain import Sender
 from registry.errors import ExpectedError
+
+log = logging.getLogger("registry.config")
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -186,19 +192,19 @@ class Registry(_Frozen):
         for n in self.networks:
             if n.key == key:
                 return n
-        known = ", ".join(n.key for n in self.networks)
+        keys = [n.key for n in self.networks]
+        known = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
         raise KeyError(f"unknown network {key!r} (known: {known})")
 
     def municipality_index(self) -> MunicipalityIndex:
         return MunicipalityIndex(self.municipalities, self.federation_domains)
 
 
-def _read_toml(path: Path) -> dict:
+def _parse_toml(path: Path, content: bytes) -> dict:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        return tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
@@ -211,12 +217,60 @@ def _describe(path: Path, error: ValidationError, prefix: str = "") -> ConfigErr
     return ConfigError("\n".join(lines))
 
 
+# A configuration this large (hundreds of networks) is cached, validated, as a pickle keyed by the files' content
+# and this module's source: parsing 1.5 MB of TOML for 1,000 networks takes 0.3-0.5 s of every command's start.
+CACHE_THRESHOLD_BYTES = 100_000
+
+
+def cache_dir() -> Path:
+    """$MAILBOT_CACHE_DIR, else $XDG_CACHE_HOME/mailbot, else ~/.cache/mailbot."""
+    if explicit := os.environ.get("MAILBOT_CACHE_DIR"):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mailbot"
+
+
+def _cache_path(contents: list[bytes]) -> Path:
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for content in contents:
+        digest.update(len(content).to_bytes(8, "big") + content)
+    return cache_dir() / f"registry-{digest.hexdigest()[:32]}.pickle"
+
+
 def load_registry(config_dir: Path) -> Registry:
-    """Load and validate networks.toml and municipalities.toml from `config_dir`."""
+    """Load and validate networks.toml and municipalities.toml from `config_dir` (cached when large)."""
     networks_path = config_dir / "networks.toml"
     municipalities_path = config_dir / "municipalities.toml"
-    raw_networks = _read_toml(networks_path)
-    raw_municipalities = _read_toml(municipalities_path)
+    contents = [_read_bytes(networks_path), _read_bytes(municipalities_path)]
+    if len(contents[0]) < CACHE_THRESHOLD_BYTES:
+        return _parse_registry(networks_path, municipalities_path, contents)
+    cached = _cache_path(contents)
+    try:
+        loaded = pickle.loads(cached.read_bytes())
+        if isinstance(loaded, Registry):
+            return loaded
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass  # no cache yet, or an unreadable one: parse
+    registry = _parse_registry(networks_path, municipalities_path, contents)
+    try:  # a cache that cannot be written (a read-only home under systemd) only costs time
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(pickle.dumps(registry, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(cached)
+    except OSError as error:
+        log.debug("configuration cache not written: %s", error)
+    return registry
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+
+
+def _parse_registry(networks_path: Path, municipalities_path: Path, contents: list[bytes]) -> Registry:
+    raw_networks = _parse_toml(networks_path, contents[0])
+    raw_municipalities = _parse_toml(municipalities_path, contents[1])
 
     defaults = raw_networks.get("defaults", {})
     try:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine, select
 
 from registry.config import Registry
 from registry.errors import ExpectedError
 from registry.models import MunicipalityRow, NetworkRow
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -54,7 +56,23 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def head_revision() -> str:
+    """The newest migration's revision id. Revisions are numbered like their files ("0006" in 0006_*.py), so this
+    needs no Alembic import; tests/test_db.py checks that it agrees with Alembic's own view."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision, or None when it has none yet (a new database)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -62,8 +80,13 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (the registry upgrades itself on start)."""
+    """Bring the schema to the newest revision (the registry upgrades itself on start). Alembic is only imported
+    when there is something to do: a command on a current database starts faster without it."""
     try:
+        if current_revision(engine) == head_revision():
+            return
+        from alembic import command
+
         with engine.begin() as connection:
             config = alembic_config(engine)
             config.attributes["connection"] = connection
