@@ -287,9 +287,38 @@ def remind(
     for entry in listing:
         entry["queued"] = entry["dedup_key"] in queued_keys
     _mark_run(engine, "remind", now, None)
+    # In January, last year's report to the school chiefs and the admin (once per year: dedup keys).
+    from mailbot.yearly_report import queue_yearly_reports
+
+    reports = queue_yearly_reports(rt, today, now)
+    if reports:
+        log.info("yearly report %d: %d mails queued", today.year - 1, len(reports))
     if send:
         outbox.drain_outbox(engine, rt.settings, lambda: now)
     return listing
+
+
+# Freed pages are reused by SQLite anyway; the file is rewritten (VACUUM) only when a purge freed this much.
+COMPACT_AFTER_BYTES = 32 * 1024 * 1024
+
+
+def purge_old_raw_mail(rt: Runtime, now: datetime) -> int:
+    """The daily retention run: clear the raw bytes of mails older than retention.raw_mail_days (the facts,
+    the mail rows and the documents stay). Returns how many mails were purged."""
+    from registry.privacy import compact
+    from registry.retention import purge_raw_mail
+
+    days = rt.settings.retention.raw_mail_days
+    if days == 0:
+        return 0
+    engine = rt.engine()
+    report = purge_raw_mail(engine, days, now)
+    if report.purged:
+        log.info("retention: purged the raw bytes of %d mails received before %s (%d bytes)", report.purged,
+                 report.cutoff.date() if report.cutoff else "-", report.bytes_freed)  # fmt: skip
+        if engine.dialect.name != "sqlite" or report.bytes_freed >= COMPACT_AFTER_BYTES:
+            compact(engine)
+    return report.purged
 
 
 def last_runs(engine: Engine) -> dict[str, dict[str, object]]:

@@ -15,7 +15,8 @@ Every `mailbot run` against the same database runs the same two jobs; the lease 
    that was down, or standby, at that hour catches up. Reminders come after the pass, so a mail that arrived
    overnight is registered before anyone is reminded of it. Between mails and before sending, the pass makes
    sure the lease is still its own (lease.ensure_held) and stops if not; the next pass, this worker's or the
-   standby's, resumes at the next mail.
+   standby's, resumes at the next mail. The day's run also queues the yearly report in January
+   (mailbot/yearly_report.py) and purges raw mail past `retention.raw_mail_days` (registry/retention.py).
 
 Failover, with P the poll interval and L the lease (`schedule.lease_seconds`, default 0.8 P, at least 10 s):
 the active worker renewed its lease at most L/4 before it died; the lease expires L after that renewal; a
@@ -135,6 +136,8 @@ class Worker:
             log.info(
                 "remind: %d reminders due, %d newly queued", len(listing), sum(bool(i.get("queued")) for i in listing)
             )
+            self.keep_lease()
+            jobs.purge_old_raw_mail(self.rt, now)  # once a day, with the reminders
         except lease.LeaseLost as error:
             log.warning("reminder run not started: %s", error)
         except (ExpectedError, SQLAlchemyError) as error:
