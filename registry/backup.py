@@ -2,26 +2,36 @@
 
 SQLite: the online backup API (sqlite3.Connection.backup) copies a consistent snapshot while the worker
 keeps writing (WAL: readers do not block the writer). The copy is one self-contained file (journal mode
-DELETE), checked before it is kept. PostgreSQL: pg_dump/pg_restore do this better than we could; the error
-message gives the exact command for the configured database.
+DELETE), checked before it is kept. PostgreSQL: `pg_dump --format=custom` (one snapshot, also while the
+worker writes) and `pg_restore --clean --if-exists --no-owner --single-transaction`, run from PATH (else
+`pg_config --bindir`, else /usr/lib/postgresql/*/bin); the password of the URL goes to them in PGPASSWORD,
+never on their command line.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shlex
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, inspect, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from registry.db import MIGRATIONS
 from registry.errors import ExpectedError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+PG_DUMP_MAGIC = b"PGDMP"  # the first bytes of a pg_dump --format=custom archive
+PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
+PG_TOOL_TIMEOUT = 3600.0
 
 
 class BackupError(ExpectedError):
@@ -41,9 +51,109 @@ def pg_dump_command(url: URL, out: Path) -> str:
 
 def pg_restore_command(url: URL, file: Path) -> str:
     return (
-        "pg_restore --clean --if-exists --no-owner --single-transaction "
+        "pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error "
         f"--dbname {shlex.quote(_libpq_url(url))} {shlex.quote(str(file))}"
     )
+
+
+def pg_tool(name: str) -> str:
+    """The path of pg_dump or pg_restore: on PATH, else in `pg_config --bindir`, else the newest
+    /usr/lib/postgresql/N/bin (Debian's server package); BackupError naming the package if none is found."""
+    found = shutil.which(name)
+    if found:
+        return found
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            bindir = ""
+        if bindir and os.access(Path(bindir) / name, os.X_OK):
+            return str(Path(bindir) / name)
+    candidates = [Path(d) / name for pattern in PG_BIN_GLOBS for d in glob.glob(pattern)]
+    candidates = [c for c in candidates if os.access(c, os.X_OK)]
+    if candidates:
+        return str(max(candidates, key=_version_key))
+    raise BackupError(
+        f"{name} not found on PATH, in `pg_config --bindir` or in {', '.join(PG_BIN_GLOBS)}: install the PostgreSQL "
+        "client tools (Debian: postgresql-client) in the version of the server or newer"
+    )
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", str(path)))
+
+
+def pg_tool_invocation(tool: str, url: URL, arguments: list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment for a libpq tool on `url`: the password (if the URL has one) in PGPASSWORD only."""
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    return [pg_tool(tool), *arguments, "--dbname", _libpq_url(url)], env
+
+
+def _run_pg_tool(tool: str, url: URL, arguments: list[str], what: str, manual: str) -> None:
+    try:
+        argv, env = pg_tool_invocation(tool, url, arguments)
+    except BackupError as error:
+        raise BackupError(f"{error}; or run (password from ~/.pgpass or PGPASSWORD):\n  {manual}") from None
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=PG_TOOL_TIMEOUT)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as error:
+        raise BackupError(f"{what} failed: {tool}: {error}") from None
+    if done.returncode != 0:
+        message = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+        if url.password:
+            message = message.replace(str(url.password), "***")
+        raise BackupError(f"{what} failed: {message}")
+
+
+def _pg_backup(engine: Engine, out: Path) -> int:
+    out = out.expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        _run_pg_tool("pg_dump", engine.url, ["--format=custom", "--no-owner", "--file", str(partial)],
+                     f"backup to {out}", pg_dump_command(engine.url, out))  # fmt: skip
+        check_pg_dump_file(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out)
+    return out.stat().st_size
+
+
+def check_pg_dump_file(file: Path) -> None:
+    """BackupError unless `file` is a pg_dump custom-format archive."""
+    if not file.is_file():
+        raise BackupError(f"{file}: no such backup file")
+    with file.open("rb") as handle:
+        if handle.read(len(PG_DUMP_MAGIC)) != PG_DUMP_MAGIC:
+            raise BackupError(f"{file}: not a pg_dump archive (the registry is on PostgreSQL; a SQLite backup file "
+                              "cannot be restored into it)")  # fmt: skip
+
+
+def _pg_restore(url: URL, file: Path, yes: bool) -> str:
+    from registry.db import make_engine
+
+    file = file.expanduser().resolve()
+    check_pg_dump_file(file)
+    where = url.render_as_string(hide_password=True)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        tables = inspect(engine).get_table_names()
+    except SQLAlchemyError as error:
+        raise BackupError(f"restore into {where} failed: {getattr(error, 'orig', error)}") from None
+    finally:
+        engine.dispose()
+    if tables and not yes:
+        raise BackupError(f"{where} is not empty: restoring replaces everything in it; add --yes to do so")
+    _run_pg_tool("pg_restore", url, ["--clean", "--if-exists", "--no-owner", "--single-transaction",
+                                     "--exit-on-error", str(file)], f"restore into {where}",
+                 pg_restore_command(url, file))  # fmt: skip
+    return where
 
 
 def sqlite_path(url: URL) -> Path:
@@ -57,11 +167,7 @@ def sqlite_path(url: URL) -> Path:
 def backup(engine: Engine, out: Path) -> int:
     """Copy the registry to `out` (replaced atomically if it exists); returns the size in bytes."""
     if engine.dialect.name == "postgresql":
-        raise BackupError(
-            "the registry is on PostgreSQL: back it up with pg_dump (password from ~/.pgpass or PGPASSWORD):\n"
-            f"  {pg_dump_command(engine.url, out)}\n"
-            f"and restore it with:\n  {pg_restore_command(engine.url, out)}"
-        )
+        return _pg_backup(engine, out)
     source = sqlite_path(engine.url).resolve()
     out = out.expanduser().resolve()
     if out == source:
@@ -122,7 +228,9 @@ def check_backup_file(file: Path) -> str:
         raise BackupError(f"{file}: no such backup file")
     with file.open("rb") as handle:
         if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-            raise BackupError(f"{file}: not a SQLite database (a PostgreSQL dump is restored with pg_restore)")
+            raise BackupError(
+                f"{file}: not a SQLite database (a pg_dump archive is restored into a PostgreSQL registry)"
+            )
     connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
     try:
         revision = _check(connection, file)
@@ -133,19 +241,18 @@ def check_backup_file(file: Path) -> str:
     return revision
 
 
-def restore(url: str, file: Path, yes: bool = False) -> Path:
+def restore(url: str, file: Path, yes: bool = False) -> Path | str:
     """Put the backup `file` back as the registry at `url`; an existing registry is only replaced with `yes`.
 
-    The copy goes through SQLite's backup API into the target, so SQLite's locks and its WAL are respected
-    (stop the worker first all the same: it would carry on from the restored state mid-pass).
-    Returns the path of the restored database; migrations newer than the backup run on the next start.
+    SQLite: the copy goes through SQLite's backup API into the target, so SQLite's locks and its WAL are
+    respected; returns the path of the restored database. PostgreSQL: pg_restore of a `pg_dump` archive into
+    the (existing) database, in one transaction; returns the URL without its password. Stop the worker first
+    all the same: it would carry on from the restored state mid-pass. Migrations newer than the backup run on
+    the next start.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        raise BackupError(
-            "the registry is on PostgreSQL: stop the worker, then restore a pg_dump file with:\n"
-            f"  {pg_restore_command(parsed, file)}"
-        )
+        return _pg_restore(parsed, file, yes)
     target = sqlite_path(parsed).resolve()
     file = file.expanduser().resolve()
     check_backup_file(file)

@@ -20,7 +20,7 @@ def backup_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Where to write the copy (replaced if it exists).")],
 ) -> None:
-    """A consistent copy of the registry, safe while the worker runs (SQLite; PostgreSQL: use pg_dump)."""
+    """A consistent copy of the registry, safe while the worker runs (SQLite: one file; PostgreSQL: pg_dump)."""
     rt: Runtime = ctx.obj
     with reported_errors(rt):
         size = backup_ops.backup(rt.engine(create=False), out)
@@ -30,7 +30,7 @@ def backup_command(
 @app.command("restore")
 def restore_command(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A file written by `registry backup`.")],
+    file: Annotated[Path, typer.Argument(help="A file written by `registry backup` (PostgreSQL: a pg_dump archive).")],
     yes: Annotated[bool, typer.Option("--yes", help="Replace an existing registry.")] = False,
 ) -> None:
     """Put a backup back as the registry (stop the worker first). Refuses to replace a registry without --yes."""

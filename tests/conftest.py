@@ -141,11 +141,39 @@ def tls_ca_file(tls_certificate: TlsCertificate) -> Path:
     return tls_certificate.ca_file
 
 
+@pytest.fixture(scope="session")
+def postgres_registry_template(postgres_server: PostgresServer) -> str:
+    """Name of a database migrated once per session (Alembic to head, the bundled config mirrored): the
+    template `database_url` copies, since CREATE DATABASE … TEMPLATE is faster than migrating each time (and
+    PostgresServer.copy_of makes the copies ahead, in the background)."""
+    from registry.config import load_registry
+    from registry.db import open_registry
+    from registry.paths import config_dir
+
+    name = postgres_server.create_database("registry_template")
+    open_registry(postgres_server.url(name), load_registry(config_dir())).dispose()  # no connection left open
+    return name
+
+
+@pytest.fixture
+def postgres_registry_url(postgres_server: PostgresServer, postgres_registry_template: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new PostgreSQL registry database of its own (a copy of the migrated template),
+    dropped after the test."""
+    name = postgres_server.copy_of(postgres_registry_template)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLAlchemy URL of a new, empty registry database: a SQLite file, then (second run) a fresh PostgreSQL
-    database dropped after the test. Every test that touches the database takes this fixture, so the suite
-    runs each such test on both engines."""
+    """SQLAlchemy URL of a new registry database of the test's own; every test that touches the database takes
+    this fixture (or one built on it), so the suite runs each such test on both engines:
+
+    - sqlite: a file in tmp_path that does not exist yet (the product creates and migrates it on first open);
+    - postgres: a new database on the session's server, a copy of a template migrated once per session, so
+      opening it only checks the revision and mirrors the configuration; dropped after the test. (Tests of
+      the migrations themselves use `fresh_postgres_url`, an empty database.)
+    """
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    return request.getfixturevalue("fresh_postgres_url")
+    return request.getfixturevalue("postgres_registry_url")

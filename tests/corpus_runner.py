@@ -1,8 +1,10 @@
 """Run one corpus case through the whole pipeline (parse -> understand -> record) and read back what was recorded.
 
-Not a test module: tests/test_corpus.py and benchmarks/accuracy.py use it. Each case runs in a fresh SQLite
-registry loaded with baseline.json, then its `preceded_by` mails, then the case mail, as
-tests/fixtures/corpus/README.md describes; the outcome comes back in the shape of the case's expected .json.
+Not a test module: tests/test_corpus.py and benchmarks/accuracy.py use it. Each case runs in a fresh registry
+loaded with baseline.json, then its `preceded_by` mails, then the case mail, as tests/fixtures/corpus/README.md
+describes; the outcome comes back in the shape of the case's expected .json. The fresh registry is a copy of a
+baseline made once per process: a SQLite file copied, or on PostgreSQL (`postgres=` a tests/servers.py
+PostgresServer) a database created with the baseline database as its TEMPLATE.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -32,6 +34,9 @@ from registry.db import make_engine, open_registry
 from registry.domain import MailStatus
 from registry.models import BouncingAddress, InboundMail, Meeting
 from registry.paths import config_dir
+
+if TYPE_CHECKING:
+    from servers import PostgresServer
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus"
 BASELINE_SENDER = "utbildning@skaraborg.se"
@@ -135,6 +140,20 @@ def _template() -> Path:
     return path
 
 
+@cache
+def _postgres_template(server: PostgresServer) -> str:
+    """The name of a database on `server`, migrated with the baseline loaded, made once per server; each case
+    gets a CREATE DATABASE … TEMPLATE copy of it (no connection to it may stay open)."""
+    name = server.create_database("corpus_baseline")
+    engine = open_registry(server.url(name), _registry())
+    try:
+        with Session(engine) as session:
+            _load_baseline(session)
+    finally:
+        engine.dispose()
+    return name
+
+
 def _settings() -> Settings:
     # The corpus runs with the built-in defaults, whatever the environment says.
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MAILBOT_")}
@@ -144,14 +163,20 @@ def _settings() -> Settings:
         os.environ.update(saved)
 
 
-def run_case(eml_path: Path, tmp_path: Path) -> CaseResult:
-    """Process the case (baseline, preceded_by, the mail) in a fresh registry under `tmp_path`."""
+def run_case(eml_path: Path, tmp_path: Path, postgres: PostgresServer | None = None) -> CaseResult:
+    """Process the case (baseline, preceded_by, the mail) in a fresh registry: a SQLite file under `tmp_path`,
+    or with `postgres` a database of its own on that server, dropped afterwards."""
     eml_path = Path(eml_path)
     expected = expected_of(eml_path)
     registry = _registry()
-    database = tmp_path / (eml_path.stem + ".sqlite3")
-    shutil.copyfile(_template(), database)
-    engine = make_engine(f"sqlite:///{database}")
+    if postgres is None:
+        database = tmp_path / (eml_path.stem + ".sqlite3")
+        shutil.copyfile(_template(), database)
+        url, drop = f"sqlite:///{database}", None
+    else:
+        drop = postgres.copy_of(_postgres_template(postgres))
+        url = postgres.url(drop)
+    engine = make_engine(url)
     try:
         intake = Intake(engine=engine, settings=_settings(), registry=registry, tz=TZ)
         sequence = [CORPUS / name for name in expected.get("preceded_by", [])] + [eml_path]
@@ -166,6 +191,8 @@ def run_case(eml_path: Path, tmp_path: Path) -> CaseResult:
             return _collect(session, eml_path, expected, raw)
     finally:
         engine.dispose()
+        if postgres is not None and drop is not None:  # (drop is None only for SQLite)
+            postgres.drop_database(drop)
 
 
 def _collect(session: Session, eml_path: Path, expected: dict[str, Any], raw: bytes) -> CaseResult:

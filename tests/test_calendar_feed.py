@@ -25,9 +25,8 @@ T0 = datetime(2025, 1, 16, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "registry.sqlite3"
-    engine: Engine = open_registry(f"sqlite:///{path}", load_registry(config_dir()))
+def cfg(tmp_path: Path, database_url: str) -> Iterator[Path]:
+    engine: Engine = open_registry(database_url, load_registry(config_dir()))
     with Session(engine) as session:
         mail = InboundMail(sha256=os.urandom(32).hex(), folder="INBOX", subject="Datum", received=T0, first_seen=T0,
                            status="registered", network_key="elevhalsa")  # fmt: skip
@@ -46,7 +45,7 @@ def cfg(tmp_path: Path) -> Iterator[Path]:
         session.commit()
     engine.dispose()
     config = tmp_path / "mailbot.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{path}"\n', encoding="utf-8")
+    config.write_text(f'[database]\nurl = "{database_url}"\n', encoding="utf-8")
     yield config
 
 

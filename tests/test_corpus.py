@@ -1,6 +1,7 @@
 """The whole pipeline over the mail corpus: every case's expected outcome, field by field.
 
 Precision is the bar: a fact recorded must be the fact the mail states (tests/fixtures/corpus/README.md).
+Every case runs on SQLite and on PostgreSQL: the same mail must record the same facts on both.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from corpus_runner import CaseResult, case_paths, run_case
+from servers import PostgresServer
 
 XFAIL: dict[str, str] = {}  # case stem -> the precise gap (strict xfail)
 
@@ -36,9 +38,15 @@ def _meeting_matches(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
     return True
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def corpus_postgres(request: pytest.FixtureRequest) -> PostgresServer | None:
+    """None for SQLite; the session's server on PostgreSQL (corpus_runner copies its baseline database there)."""
+    return request.getfixturevalue("postgres_server") if request.param == "postgres" else None
+
+
 @pytest.mark.parametrize("eml_path", _params())
-def test_corpus_case(eml_path: Path, tmp_path: Path) -> None:
-    result: CaseResult = run_case(eml_path, tmp_path)
+def test_corpus_case(eml_path: Path, tmp_path: Path, corpus_postgres: PostgresServer | None) -> None:
+    result: CaseResult = run_case(eml_path, tmp_path, corpus_postgres)
     expected = result.expected
     where = f"{eml_path.stem}: reason={result.reason!r}"
 

@@ -1,7 +1,8 @@
 """Crash-safety of the intake (issue 4): SIGKILL `mailbot poll` at random moments, restart, and check
 that every mail in the mailbox ends up recorded exactly once, none missing, none twice.
 
-A real `mailbot poll --no-send` subprocess against a real Dovecot holding 300 mails, SQLite in tmp_path.
+A real `mailbot poll --no-send` subprocess against a real Dovecot holding 500 mails; SQLite in tmp_path, then
+PostgreSQL (conftest's database_url): the transactions are the database's, so both must keep the promise.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from servers import DovecotServer
@@ -62,7 +64,7 @@ def small_mail(number: int) -> bytes:
     return message.as_bytes()
 
 
-def cli_env(dovecot: DovecotServer, tmp_path: Path) -> dict[str, str]:
+def cli_env(dovecot: DovecotServer, tmp_path: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     env.update(
         MAILBOT_IMAP__HOST=dovecot.host,
@@ -72,26 +74,35 @@ def cli_env(dovecot: DovecotServer, tmp_path: Path) -> dict[str, str]:
         MAILBOT_IMAP__SSL="false",
         MAILBOT_IMAP__STARTTLS="false",
         MAILBOT_IMAP__BATCH_SIZE="25",  # several batches, so a kill can fall between recording and marking
-        MAILBOT_DATABASE__URL=f"sqlite:///{tmp_path}/r.sqlite3",
+        MAILBOT_DATABASE__URL=database_url,
         MAILBOT_SMTP__DIRECTORY=str(tmp_path / "outbox"),
     )
     return env
 
 
-def recorded_uids(database: Path) -> list[int]:
-    if not database.exists():
+def query(url: str, sql: str) -> list[tuple]:
+    """The rows of `sql` in the registry at `url`, read by a connection of the test's own ([] when there is no
+    registry yet: a SQLite file not created, or killed before the schema was complete)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
         return []
-    with sqlite3.connect(database) as connection:
-        try:
-            return [row[0] for row in connection.execute("SELECT uid FROM inbound_mail ORDER BY uid")]
-        except sqlite3.OperationalError:  # killed before the schema was complete
-            return []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    except DBAPIError:
+        return []
+    finally:
+        engine.dispose()
 
 
-def last_uid(database: Path) -> int:
-    with sqlite3.connect(database) as connection:
-        row = connection.execute("SELECT last_uid FROM mailbox_state WHERE folder = 'INBOX'").fetchone()
-    return int(row[0]) if row else 0
+def recorded_uids(url: str) -> list[int]:
+    return [row[0] for row in query(url, "SELECT uid FROM inbound_mail ORDER BY uid")]
+
+
+def last_uid(url: str) -> int:
+    rows = query(url, "SELECT last_uid FROM mailbox_state WHERE folder = 'INBOX'")
+    return int(rows[0][0]) if rows else 0
 
 
 def kill_mid_pass(env: dict[str, str], cwd: Path, delay: float, after_first_mail: bool) -> int | None:
@@ -129,7 +140,7 @@ def kill_mid_pass(env: dict[str, str], cwd: Path, delay: float, after_first_mail
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_restart_records_each_mail_exactly_once(
-    dovecot: DovecotServer, tmp_path: Path
+    dovecot: DovecotServer, tmp_path: Path, database_url: str
 ) -> None:
     rng = random.Random(SEED)
     appended: dict[str, int] = {}
@@ -141,8 +152,8 @@ def test_sigkill_at_random_moments_then_restart_records_each_mail_exactly_once(
         client.select_folder("INBOX", readonly=True)
         uids = client.search(["ALL"])
     assert len(uids) == MAILS
-    env = cli_env(dovecot, tmp_path)
-    database = tmp_path / "r.sqlite3"
+    env = cli_env(dovecot, tmp_path, database_url)
+    database = database_url
 
     progress: list[int] = []
     statuses: list[int | None] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from servers import PostgresServer, free_port
 from sqlalchemy import Engine, func, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -32,8 +33,14 @@ def registry() -> Registry:
     return load_registry(config_dir())
 
 
+@pytest.fixture
+def db_url(database_url: str) -> str:
+    return database_url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database without any table (database_url's PostgreSQL one is a copy of a migrated template)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     return request.getfixturevalue("fresh_postgres_url")
@@ -42,6 +49,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def engine(db_url: str, registry: Registry) -> Iterator[Engine]:
     engine = open_registry(db_url, registry)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def new_engine(empty_db_url: str, registry: Registry) -> Iterator[Engine]:
+    """A registry opened on an empty database: every migration runs."""
+    engine = open_registry(empty_db_url, registry)
     yield engine
     engine.dispose()
 
@@ -65,7 +80,8 @@ def count(session: Session, model: type) -> int:
 # --- opening ----------------------------------------------------------------------------------------
 
 
-def test_open_creates_the_schema_through_alembic(engine: Engine) -> None:
+def test_open_creates_the_schema_through_alembic(new_engine: Engine) -> None:
+    engine = new_engine
     tables = set(inspect(engine).get_table_names())
     assert "alembic_version" in tables
     assert {"network", "municipality", "person", "membership", "member_list", "meeting", "minutes", "document",
@@ -74,8 +90,8 @@ def test_open_creates_the_schema_through_alembic(engine: Engine) -> None:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
 
 
-def test_open_mirrors_the_configured_networks(engine: Engine) -> None:
-    with Session(engine) as session:
+def test_open_mirrors_the_configured_networks(new_engine: Engine) -> None:
+    with Session(new_engine) as session:
         assert sorted(row.key for row in session.exec(select(NetworkRow))) == sorted(
             ["skis", "grundskola", "elevhalsa", "introduktion", "vux"]
         )
@@ -108,6 +124,7 @@ def test_foreign_keys_are_enforced(engine: Engine) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path, registry: Registry) -> None:
+    # SQLite only: pragmas and the file's folder are SQLite's; PostgreSQL enforces foreign keys itself (above).
     engine = open_registry(f"sqlite:///{tmp_path / 'sub' / 'registry.sqlite3'}", registry)
     try:
         with engine.connect() as connection:
@@ -120,6 +137,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path, registry: Reg
 
 
 def test_a_missing_sqlite_file_without_create_is_a_clear_error(tmp_path: Path, registry: Registry) -> None:
+    # SQLite only: a missing file; a missing PostgreSQL database is the next test's case.
     path = tmp_path / "nothing-here.sqlite3"
     with pytest.raises(DatabaseError, match=rf"no registry database at {path} \(run `mailbot demo`"):
         open_registry(f"sqlite:///{path}", registry, create=False)
@@ -127,9 +145,21 @@ def test_a_missing_sqlite_file_without_create_is_a_clear_error(tmp_path: Path, r
 
 
 def test_an_unreachable_database_is_a_database_error(tmp_path: Path, registry: Registry) -> None:
+    # SQLite: a file that is not a database; PostgreSQL's missing or unreachable database is the next test.
     (tmp_path / "not-a-db.sqlite3").write_bytes(b"this is not a database file" * 100)
     with pytest.raises(DatabaseError, match="registry database"):
         open_registry(f"sqlite:///{tmp_path / 'not-a-db.sqlite3'}", registry, create=False)
+
+
+def test_a_missing_or_unreachable_postgresql_database_is_a_database_error(
+    postgres_server: PostgresServer, registry: Registry
+) -> None:
+    missing = postgres_server.url("no_such_registry")
+    with pytest.raises(DatabaseError, match=r"cannot open the registry database .*no_such_registry.* does not exist"):
+        open_registry(missing, registry)
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/mailbot"
+    with pytest.raises(DatabaseError, match="cannot open the registry database"):
+        open_registry(closed, registry)
 
 
 # --- member lists -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The intake end to end: the real `mailbot` and `registry` CLIs as subprocesses, a real Dovecot, SQLite in tmp_path.
+"""The intake end to end: the real `mailbot` and `registry` CLIs as subprocesses, a real Dovecot, and each test on
+SQLite in tmp_path and on PostgreSQL (conftest's database_url).
 
 Each test checks a promise of issue 4: every mail recorded exactly once, nothing \\Seen, our keywords set,
 a poison mail goes to review without blocking the rest, UIDVALIDITY changes, outages and bad passwords.
@@ -52,7 +53,7 @@ def message_id(raw: bytes) -> str:
     return str(value).strip().strip("<>")
 
 
-def cli_env(dovecot: DovecotServer, tmp_path: Path, **overrides: str) -> dict[str, str]:
+def cli_env(dovecot: DovecotServer, tmp_path: Path, database_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     env.update(
         MAILBOT_IMAP__HOST=dovecot.host,
@@ -63,7 +64,7 @@ def cli_env(dovecot: DovecotServer, tmp_path: Path, **overrides: str) -> dict[st
         MAILBOT_IMAP__STARTTLS="false",
         MAILBOT_IMAP__CONNECT_TIMEOUT="5",
         MAILBOT_IMAP__READ_TIMEOUT="10",
-        MAILBOT_DATABASE__URL=f"sqlite:///{tmp_path}/r.sqlite3",
+        MAILBOT_DATABASE__URL=database_url,
         MAILBOT_SMTP__DIRECTORY=str(tmp_path / "outbox"),
     )
     env.update(overrides)
@@ -94,12 +95,14 @@ def error_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
 # --- two passes over a realistic mailbox ----------------------------------------------------------
 
 
-def test_first_poll_records_every_mail_once_and_second_is_idle(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_first_poll_records_every_mail_once_and_second_is_idle(
+    dovecot: DovecotServer, tmp_path: Path, database_url: str
+) -> None:
     mails = corpus_mails()
     mails.insert(7, broken_mime_mail())  # a poison mail early on, mid-batch: the rest must still be read
     uids = {message_id(raw): dovecot.append(raw) for raw in mails}
     assert len(uids) == len(mails) >= 30
-    env = cli_env(dovecot, tmp_path, MAILBOT_IMAP__BATCH_SIZE="4")
+    env = cli_env(dovecot, tmp_path, database_url, MAILBOT_IMAP__BATCH_SIZE="4")
 
     first = poll(env, tmp_path)
 
@@ -134,11 +137,11 @@ def test_first_poll_records_every_mail_once_and_second_is_idle(dovecot: DovecotS
     assert set(after) <= set(ids), "the mails after the poison mail were recorded"
 
 
-def test_uidvalidity_change_records_nothing_twice(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_uidvalidity_change_records_nothing_twice(dovecot: DovecotServer, tmp_path: Path, database_url: str) -> None:
     mails = corpus_mails()[:12]
     for raw in mails:
         dovecot.append(raw)
-    env = cli_env(dovecot, tmp_path)
+    env = cli_env(dovecot, tmp_path, database_url)
     assert poll(env, tmp_path)["new"] == 12
     before = registry_json(env, tmp_path, "mails")
     old_uidvalidity = dovecot.uidvalidity()
@@ -168,11 +171,13 @@ def test_uidvalidity_change_records_nothing_twice(dovecot: DovecotServer, tmp_pa
 # --- outages and bad credentials ------------------------------------------------------------------
 
 
-def test_server_down_exits_1_with_one_clear_line_then_recovers(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_server_down_exits_1_with_one_clear_line_then_recovers(
+    dovecot: DovecotServer, tmp_path: Path, database_url: str
+) -> None:
     first = corpus_mails()[:3]
     for raw in first:
         dovecot.append(raw)
-    env = cli_env(dovecot, tmp_path)
+    env = cli_env(dovecot, tmp_path, database_url)
     assert poll(env, tmp_path)["new"] == 3
 
     dovecot.stop()
@@ -196,10 +201,10 @@ def test_server_down_exits_1_with_one_clear_line_then_recovers(dovecot: DovecotS
     assert len(registry_json(env, tmp_path, "mails")) == 5
 
 
-def test_wrong_password_exits_1_without_showing_it(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_wrong_password_exits_1_without_showing_it(dovecot: DovecotServer, tmp_path: Path, database_url: str) -> None:
     dovecot.append(corpus_mails()[0])
     wrong = "fel-hemligt-4711"
-    env = cli_env(dovecot, tmp_path, MAILBOT_IMAP__PASSWORD=wrong)
+    env = cli_env(dovecot, tmp_path, database_url, MAILBOT_IMAP__PASSWORD=wrong)
 
     done = run_cli(env, tmp_path, "mailbot", "poll", "--json")
 
@@ -212,13 +217,13 @@ def test_wrong_password_exits_1_without_showing_it(dovecot: DovecotServer, tmp_p
     assert list(dovecot.flags_of_all().values()) == [set()], "nothing read, nothing marked"
 
 
-def test_flags_people_set_are_kept(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_flags_people_set_are_kept(dovecot: DovecotServer, tmp_path: Path, database_url: str) -> None:
     """A mail someone already read keeps \\Seen and gains only our keyword; an unread one stays unread."""
     stray = "\\Seen"
     read, unread = corpus_mails()[:2]
     read_uid = dovecot.append(read, flags=[stray, "\\Flagged"])
     unread_uid = dovecot.append(unread)
-    env = cli_env(dovecot, tmp_path)
+    env = cli_env(dovecot, tmp_path, database_url)
 
     assert poll(env, tmp_path)["new"] == 2
 

@@ -1,10 +1,12 @@
 """The worker's jobs against real servers: a failing mailbox alerts the admin once and says when it
-recovers; a person resolving a review item makes the mail count. Real Dovecot, real SQLite, no mocks."""
+recovers; a person resolving a review item makes the mail count. Real Dovecot, real SQLite and PostgreSQL, no
+mocks."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlmodel import Session, select
@@ -15,14 +17,17 @@ from mailbot.sources import SourceError
 from registry.models import InboundMail, Minutes, OutboundMail
 from registry.runtime import Runtime
 
+if TYPE_CHECKING:
+    from servers import DovecotServer
+
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 NOW = datetime(2025, 3, 20, 9, 0, tzinfo=UTC)
 
 
-def runtime(tmp_path: Path, dovecot, **extra: object) -> Runtime:  # type: ignore[no-untyped-def]
+def runtime(tmp_path: Path, dovecot: DovecotServer, database_url: str, **extra: object) -> Runtime:
     overrides = {
         "imap": dovecot.imap_settings().model_dump(),
-        "database": {"url": f"sqlite:///{tmp_path / 'registry.sqlite3'}"},
+        "database": {"url": database_url},
         "smtp": {"directory": tmp_path / "outbox"},
         "schedule": {"failures_before_alert": 2},
         **extra,
@@ -35,8 +40,10 @@ def alerts(rt: Runtime) -> list[OutboundMail]:
         return list(session.exec(select(OutboundMail).where(OutboundMail.kind == "alert")).all())
 
 
-def test_failing_mailbox_alerts_the_admin_once_and_then_reports_recovery(tmp_path: Path, dovecot) -> None:  # type: ignore[no-untyped-def]
-    rt = runtime(tmp_path, dovecot)
+def test_failing_mailbox_alerts_the_admin_once_and_then_reports_recovery(
+    tmp_path: Path, dovecot: DovecotServer, database_url: str
+) -> None:
+    rt = runtime(tmp_path, dovecot, database_url)
     jobs.poll(rt, NOW)  # a good pass first
     dovecot.stop()
     try:
@@ -57,8 +64,10 @@ def test_failing_mailbox_alerts_the_admin_once_and_then_reports_recovery(tmp_pat
     assert "Misslyckade försök innan: 4" in after[1].body_text, after[1].body_text
 
 
-def test_resolving_a_review_item_registers_the_minutes(tmp_path: Path, dovecot) -> None:  # type: ignore[no-untyped-def]
-    rt = runtime(tmp_path, dovecot)
+def test_resolving_a_review_item_registers_the_minutes(
+    tmp_path: Path, dovecot: DovecotServer, database_url: str
+) -> None:
+    rt = runtime(tmp_path, dovecot, database_url)
     # Minutes from a sender who is in no member list (the registry is empty): the product asks a person.
     raw = (CORPUS / "033_skis-minnesanteckningar-pdf.eml").read_bytes()
     dovecot.append(raw)
@@ -79,8 +88,10 @@ def test_resolving_a_review_item_registers_the_minutes(tmp_path: Path, dovecot) 
         resolve_review(rt, mail_id, network=None, kinds=[], dismiss=True, note=None, now=NOW)
 
 
-def test_dismissed_review_item_leaves_the_queue_but_stays_in_the_audit_trail(tmp_path: Path, dovecot) -> None:  # type: ignore[no-untyped-def]
-    rt = runtime(tmp_path, dovecot)
+def test_dismissed_review_item_leaves_the_queue_but_stays_in_the_audit_trail(
+    tmp_path: Path, dovecot: DovecotServer, database_url: str
+) -> None:
+    rt = runtime(tmp_path, dovecot, database_url)
     dovecot.append((CORPUS / "033_skis-minnesanteckningar-pdf.eml").read_bytes())
     jobs.poll(rt, NOW)
     with Session(rt.engine()) as session:

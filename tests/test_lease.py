@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,13 +24,9 @@ def registry() -> Registry:
     return load_registry(config_dir())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path, registry: Registry) -> Engine:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    engine = open_registry(url, registry)
+@pytest.fixture
+def engine(database_url: str, registry: Registry) -> Iterator[Engine]:
+    engine = open_registry(database_url, registry)
     yield engine
     engine.dispose()
 
@@ -117,12 +114,12 @@ def test_holder_ids_are_unique_per_call_and_name_the_process() -> None:
     assert host == socket.gethostname() and pid == str(os.getpid())
 
 
-def test_with_lease_for_the_worker_ticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_lease_for_the_worker_ticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
     from registry.runtime import Runtime
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILBOT_CONFIG", raising=False)
-    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    url = database_url
     active = Runtime(config_path=None, overrides={"database": {"url": url}})
     standby = Runtime(config_path=None, overrides={"database": {"url": url}})
     assert lease.with_lease(active, "worker", TTL)  # this process's own holder id

@@ -1,6 +1,7 @@
 """The outbox against a real database and a real SMTP server: queued once, sent once, retried, given up, crashed.
 
-SQLite files made by registry.db.open_registry (PostgreSQL where concurrency matters); aiosmtpd from conftest.
+Every test on a SQLite file and on PostgreSQL (conftest's database_url, opened by registry.db.open_registry);
+aiosmtpd from conftest.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, registry: Registry) -> Iterator[Engine]:
-    engine = open_registry(f"sqlite:///{tmp_path / 'registry.sqlite3'}", registry)
+def engine(database_url: str, registry: Registry) -> Iterator[Engine]:
+    engine = open_registry(database_url, registry)
     yield engine
     engine.dispose()
 
@@ -157,12 +158,7 @@ def test_running_the_same_day_twice_queues_nothing_the_second_time(engine: Engin
     assert len(outbox(engine)) == 1
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_two_workers_queueing_at_once_write_one_row(
-    database: str, engine: Engine, registry: Registry, request: pytest.FixtureRequest
-) -> None:
-    if database == "postgresql":
-        engine = open_registry(request.getfixturevalue("fresh_postgres_url"), registry)
+def test_two_workers_queueing_at_once_write_one_row(engine: Engine, registry: Registry) -> None:
     planned = reminders(registry)
     second: list[int] = []
 
@@ -181,8 +177,6 @@ def test_two_workers_queueing_at_once_write_one_row(
 
     assert second == [0]
     assert len(outbox(engine)) == 1
-    if database == "postgresql":
-        engine.dispose()
 
 
 def test_ledger_leaves_out_failed_mails(engine: Engine, registry: Registry) -> None:

@@ -1,4 +1,4 @@
-"""`registry` CLI (registry/cli.py) end to end on a real SQLite file, through typer's CliRunner.
+"""`registry` CLI (registry/cli.py) end to end on a real SQLite file and on PostgreSQL, through typer's CliRunner.
 
 Shapes as in ../shared/CONTRACT.md: one JSON document on stdout with --json, exit 1 failed, 2 bad usage.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from servers import free_port
 from sqlalchemy import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner, Result
@@ -34,19 +35,13 @@ def registry() -> Registry:
     return load_registry(config_dir())
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "registry.sqlite3"
-
-
-@pytest.fixture
-def invoke(tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+def invoker(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     for name in list(os.environ):
         if name.startswith("MAILBOT_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     settings = tmp_path / "mailbot.toml"
-    settings.write_text(f'[database]\nurl = "sqlite:///{db_path}"\n', encoding="utf-8")
+    settings.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
     runner = CliRunner()
 
     def run(*args: str) -> Result:
@@ -56,8 +51,13 @@ def invoke(tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> In
 
 
 @pytest.fixture
-def engine(db_path: Path, registry: Registry) -> Iterator[Engine]:
-    engine = open_registry(f"sqlite:///{db_path}", registry)
+def invoke(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    return invoker(tmp_path, database_url, monkeypatch)
+
+
+@pytest.fixture
+def engine(database_url: str, registry: Registry) -> Iterator[Engine]:
+    engine = open_registry(database_url, registry)
     yield engine
     engine.dispose()
 
@@ -130,11 +130,16 @@ def test_networks_json(invoke: Invoke) -> None:
     assert all(r["name"] for r in rows)
 
 
-def test_networks_table_needs_no_database(invoke: Invoke, db_path: Path) -> None:
-    result = invoke("networks")
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgres"])
+def test_networks_table_needs_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine_name: str) -> None:
+    # A SQLite file that is not there (and is not created), a PostgreSQL server that does not answer.
+    path = tmp_path / "var" / "registry.sqlite3"
+    closed_port = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"
+    url = f"sqlite:///{path}" if engine_name == "sqlite" else closed_port
+    result = invoker(tmp_path, url, monkeypatch)("networks")
     assert result.exit_code == 0, result.output
     assert "grundskola" in result.stdout and "Introduktionsprogrammen" in result.stdout
-    assert not db_path.exists()
+    assert not path.exists()
 
 
 # --- status -------------------------------------------------------------------------------------------
@@ -194,14 +199,26 @@ def test_bad_usage_exits_2_with_a_message(invoke: Invoke, engine: Engine, args: 
     assert "Traceback" not in result.output
 
 
-def test_a_configured_database_that_does_not_exist(invoke: Invoke, db_path: Path) -> None:
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgres"])
+def test_a_configured_database_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, engine_name: str
+) -> None:
+    path = tmp_path / "var" / "registry.sqlite3"
+    if engine_name == "sqlite":
+        url, expected = f"sqlite:///{path}", f"error: no registry database at {path} (run `mailbot demo`"
+    else:  # PostgreSQL: the server is there, the database is not (the product never creates a database)
+        url = request.getfixturevalue("postgres_server").url("no_such_registry")
+        expected = "error: cannot open the registry database postgresql+psycopg://postgres@127.0.0.1:"
+    invoke = invoker(tmp_path, url, monkeypatch)
     for args in (("status", "--json"), ("members", "grundskola"), ("mails", "--json"), ("review",)):
         result = invoke(*args)
         assert result.exit_code == 1, (args, result.output)
-        assert f"error: no registry database at {db_path}" in result.stderr
+        assert expected in result.stderr
+        assert 'database "no_such_registry" does not exist' in result.stderr or engine_name == "sqlite"
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.output
         assert result.stdout == ""
-    assert not db_path.exists()
+    assert not path.exists()
 
 
 def test_a_missing_config_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,15 +231,14 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
 
 
 def test_the_database_url_can_come_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry, database_url: str
 ) -> None:
     for name in list(os.environ):
         if name.startswith("MAILBOT_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    path = tmp_path / "env.sqlite3"
-    open_registry(f"sqlite:///{path}", registry).dispose()
-    monkeypatch.setenv("MAILBOT_DATABASE__URL", f"sqlite:///{path}")
+    open_registry(database_url, registry).dispose()
+    monkeypatch.setenv("MAILBOT_DATABASE__URL", database_url)
     result = CliRunner().invoke(app, ["status", "--network", "vux", "--as-of", "2025-01-15", "--json"])
     rows = as_json(result)
     assert {r["network"] for r in rows} == {"vux"}
