@@ -29,8 +29,9 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A registry where a poll and a reminder run have just succeeded and a worker holds the lease."""
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A registry (SQLite, then PostgreSQL) where a poll and a reminder run have just succeeded and a worker
+    holds the lease."""
     maildir = tmp_path / "Maildir"
     for folder in ("cur", "new", "tmp"):
         (maildir / folder).mkdir(parents=True)
@@ -38,7 +39,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     settings = {
         "MAILBOT_MAILDIR": str(maildir),
         "MAILBOT_SMTP__DIRECTORY": str(tmp_path / "outbox"),
-        "MAILBOT_DATABASE__URL": f"sqlite:///{tmp_path / 'registry.sqlite3'}",
+        "MAILBOT_DATABASE__URL": database_url,
     }
     for command in (["poll"], ["remind"]):
         done = run(command, tmp_path, settings)

@@ -129,6 +129,8 @@ def prepare(tmp_path: Path, dovecot: DovecotServer, smtp_server: SmtpServerFacto
         imap.update(auth="xoauth2", oauth_tenant="skaraborg.onmicrosoft.com", oauth_client_id="app-1234",
                     oauth_client_secret=CLIENT_SECRET)  # fmt: skip
         env["TEST_IMAP_TOKEN"] = REJECTED_TOKEN if scenario.wrong else dovecot.oauth_token
+    # SQLite only: these scenarios are about the mailbox and SMTP secrets; a PostgreSQL URL's password has its own
+    # test below, with the server up and down.
     database = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     config = write_config(tmp_path / "mailbot.toml", {
         "imap": imap,
