@@ -479,6 +479,19 @@ class DovecotServer:
         values.update(overrides)
         return ImapSettings(**values)
 
+    def imap_env(self) -> dict[str, str]:
+        """The same settings as MAILBOT_IMAP__* variables, for a `mailbot` subprocess."""
+        return {
+            "MAILBOT_IMAP__HOST": self.host,
+            "MAILBOT_IMAP__PORT": str(self.port),
+            "MAILBOT_IMAP__USER": self.user,
+            "MAILBOT_IMAP__PASSWORD": self.password,
+            "MAILBOT_IMAP__SSL": "false",
+            "MAILBOT_IMAP__STARTTLS": "false",
+            "MAILBOT_IMAP__CONNECT_TIMEOUT": "5",
+            "MAILBOT_IMAP__READ_TIMEOUT": "10",
+        }
+
     @contextmanager
     def client(self) -> Iterator[IMAPClient]:
         """A logged-in imapclient connection for test set-up and inspection."""

@@ -94,13 +94,8 @@ def append_all(dovecot: DovecotServer, mails: list[bytes]) -> None:
 
 def worker_env(dovecot: DovecotServer, smtp: SmtpServer, database_url: str, poll_seconds: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env.update(dovecot.imap_env())
     env.update(
-        MAILBOT_IMAP__HOST=dovecot.host,
-        MAILBOT_IMAP__PORT=str(dovecot.port),
-        MAILBOT_IMAP__USER=dovecot.user,
-        MAILBOT_IMAP__PASSWORD=dovecot.password,
-        MAILBOT_IMAP__SSL="false",
-        MAILBOT_IMAP__STARTTLS="false",
         MAILBOT_IMAP__BATCH_SIZE="50",
         MAILBOT_SMTP__HOST=smtp.host,
         MAILBOT_SMTP__PORT=str(smtp.port),

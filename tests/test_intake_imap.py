@@ -55,15 +55,8 @@ def message_id(raw: bytes) -> str:
 
 def cli_env(dovecot: DovecotServer, tmp_path: Path, database_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env.update(dovecot.imap_env())
     env.update(
-        MAILBOT_IMAP__HOST=dovecot.host,
-        MAILBOT_IMAP__PORT=str(dovecot.port),
-        MAILBOT_IMAP__USER=dovecot.user,
-        MAILBOT_IMAP__PASSWORD=dovecot.password,
-        MAILBOT_IMAP__SSL="false",
-        MAILBOT_IMAP__STARTTLS="false",
-        MAILBOT_IMAP__CONNECT_TIMEOUT="5",
-        MAILBOT_IMAP__READ_TIMEOUT="10",
         MAILBOT_DATABASE__URL=database_url,
         MAILBOT_SMTP__DIRECTORY=str(tmp_path / "outbox"),
     )
