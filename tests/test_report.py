@@ -263,6 +263,10 @@ def test_january_mail_goes_once_to_the_school_chief_and_the_admin(runtime: Runti
     with Session(runtime.engine()) as session:
         rows = queued_reports(session, 2025)
     assert sorted(row.dedup_key for row in rows) == sorted(keys)
+    admin = next(row for row in rows if row.dedup_key == "report:2025:admin")
+    without = [n.name for n in runtime.registry.networks if n.key != "grundskola"]
+    named = ", ".join(without[:-1]) + " och " + without[-1]
+    assert f"Ingen skol- och utbildningschef är känd för {named}, så de rapporterna" in admin.body_text
 
 
 def test_january_mail_carries_the_report_as_an_html_attachment(runtime: Runtime) -> None:
