@@ -79,7 +79,7 @@ def _tz(settings: Settings) -> ZoneInfo:
 # --- queueing -------------------------------------------------------------------------------------
 
 
-def _begin_outer_transaction(session: Session) -> None:
+def begin_outer_transaction(session: Session) -> None:
     """Make sure a real BEGIN precedes our SAVEPOINTs on SQLite.
 
     pysqlite's legacy transaction handling emits BEGIN only before INSERT/UPDATE/DELETE, so a
@@ -115,6 +115,30 @@ def _row_for(planned: Planned, message_id: str, subject: str, text: str, html: s
     )
 
 
+def add_once(
+    session: Session, row: OutboundMail, settings: Settings, with_row: Callable[[OutboundMail], None] | None = None
+) -> bool:
+    """Add one outbox row (and what `with_row` adds beside it) in a SAVEPOINT, unless its dedup key is already
+    there; False when skipped. A row that could never be sent (a bad address) is refused now. The caller has
+    begun the outer transaction (begin_outer_transaction) and commits."""
+    try:
+        message_of(row, settings)
+    except UnsafeHeader as error:
+        log.error("not queued %s: %s", row.dedup_key, error)
+        return False
+    try:
+        with session.begin_nested():  # SAVEPOINT: a duplicate undoes only this mail
+            session.add(row)
+            session.flush()
+            if with_row is not None:
+                with_row(row)
+                session.flush()
+    except IntegrityError:
+        log.info("already queued: %s", row.dedup_key)
+        return False
+    return True
+
+
 def queue(
     session: Session,
     planned_items: Sequence[Planned],
@@ -134,7 +158,7 @@ def queue(
     if registry is not None:
         networks = {network.key: network for network in registry.networks}
     shared_mailbox = reply_to_address(settings.smtp.reply_to)
-    _begin_outer_transaction(session)
+    begin_outer_transaction(session)
     written = []
     for planned in planned_items:
         if networks is None and not isinstance(planned, PlannedAlert):
@@ -143,30 +167,16 @@ def queue(
         message_id = new_message_id(planned.kind, settings.smtp.message_id_domain)
         rendered = render(planned, network, networks=networks, tz=tz, shared_mailbox=shared_mailbox)
         row = _row_for(planned, message_id, rendered.subject, rendered.text, rendered.html, now)
-        try:
-            message_of(row, settings)  # refuse now what could never be sent (a bad address)
-        except UnsafeHeader as error:
-            log.error("not queued %s: %s", planned.dedup_key, error)
-            continue
-        try:
-            with session.begin_nested():  # SAVEPOINT: a duplicate undoes only this mail
-                session.add(row)
-                session.flush()
-                if isinstance(planned, PlannedReminder):
-                    assert row.id is not None
-                    for finding in planned.findings:
-                        session.add(
-                            ReminderItem(
-                                outbound_id=row.id,
-                                network_key=finding.network,
-                                obligation_id=finding.id,
-                                sent_on=planned.planned_on,
-                                escalated=planned.escalated,
-                            )
-                        )
-                    session.flush()
-        except IntegrityError:
-            log.info("already queued: %s", planned.dedup_key)
+
+        def ledger_rows(row: OutboundMail, planned: Planned = planned) -> None:
+            if isinstance(planned, PlannedReminder):
+                assert row.id is not None
+                for finding in planned.findings:
+                    session.add(ReminderItem(outbound_id=row.id, network_key=finding.network,
+                                             obligation_id=finding.id, sent_on=planned.planned_on,
+                                             escalated=planned.escalated))  # fmt: skip
+
+        if not add_once(session, row, settings, ledger_rows):
             continue
         written.append(row)
     return written

@@ -10,11 +10,10 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailbot.compose import UnsafeHeader, environment, new_message_id, reply_to_address
-from mailbot.outbox import message_of
+from mailbot.compose import environment, new_message_id, reply_to_address
+from mailbot.outbox import add_once, begin_outer_transaction
 from registry.domain import Role
 from registry.models import BouncingAddress, OutboundMail
 from registry.queries import members_in_force
@@ -138,22 +137,8 @@ def queue_yearly_reports(rt: Runtime, today: date, now: datetime) -> list[dict[s
         text = _mail_text(report, None, filename, shared_mailbox, without_chief)
         rows.append(_row(dedup_key(year, "admin"), None, admins, f"Årsrapport {year} för nätverken", text, filename,
                          render_report(report), rt, now))  # fmt: skip
-        session.connection()  # BEGIN before the first SAVEPOINT (see registry.db's SQLite recipe)
-        queued = []
-        for row in rows:
-            try:
-                message_of(row, settings)  # refuse now what could never be sent (a bad address)
-            except UnsafeHeader as error:
-                log.error("yearly report not queued %s: %s", row.dedup_key, error)
-                continue
-            try:
-                with session.begin_nested():  # a duplicate undoes only this mail
-                    session.add(row)
-                    session.flush()
-            except IntegrityError:
-                log.info("already queued: %s", row.dedup_key)
-                continue
-            queued.append(row)
+        begin_outer_transaction(session)
+        queued = [row for row in rows if add_once(session, row, settings)]
         session.commit()
         return [
             {
