@@ -112,7 +112,8 @@ class PollResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
+def mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
+    """Note a run (poll, remind) in the run log, failed when `error` is set; `mailbot check` reads it."""
     with Session(engine) as session:
         row = session.get(RunLog, kind) or RunLog(kind=kind)
         row.last_start = now
@@ -157,7 +158,7 @@ def poll(
             report = intake.run_pass(source, now, step if check_lease or progress else None)
     except SourceError as error:
         failures = record_failure(engine, source.folder, str(error), now)
-        _mark_run(engine, "poll", now, str(error))
+        mark_run(engine, "poll", now, str(error))
         if failures == rt.settings.schedule.failures_before_alert:
             with Session(engine) as session:
                 state = session.get(MailboxState, source.folder)
@@ -175,7 +176,7 @@ def poll(
         raise
     if before is not None:
         _recovered(rt, engine, source.folder, before, now)
-    _mark_run(engine, "poll", now, None)
+    mark_run(engine, "poll", now, None)
     result = PollResult(report=report)
     # A worker that lost its lease leaves the receipts to the one that took over.
     if send and (check_lease is None or _still_active(check_lease)):
@@ -205,11 +206,6 @@ def _still_active(check_lease: Callable[[], None]) -> bool:
     except ExpectedError:
         return False
     return True
-
-
-def record_failed_run(engine: Engine, kind: str, now: datetime, error: str) -> None:
-    """Note a failed run (poll, remind) in the run log, for `mailbot check`."""
-    _mark_run(engine, kind, now, error)
 
 
 def _streak(engine: Engine, folder: str) -> tuple[int, datetime | None] | None:
@@ -286,7 +282,7 @@ def remind(
         queued_keys = {row.dedup_key for row in written}
     for entry in listing:
         entry["queued"] = entry["dedup_key"] in queued_keys
-    _mark_run(engine, "remind", now, None)
+    mark_run(engine, "remind", now, None)
     # In January, last year's report to the school chiefs and the admin (once per year: dedup keys).
     from mailbot.yearly_report import queue_yearly_reports
 

@@ -143,7 +143,7 @@ class Worker:
         except (ExpectedError, SQLAlchemyError) as error:
             log.error("reminder run failed, retrying on the next tick: %s", getattr(error, "orig", None) or error)
             try:
-                jobs.record_failed_run(engine, "remind", now, str(error))
+                jobs.mark_run(engine, "remind", now, str(error))
             except SQLAlchemyError:
                 pass  # the database is what failed; the log line above says so
 
