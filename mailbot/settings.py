@@ -40,6 +40,11 @@ class ImapSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=5000)
     max_message_bytes: int = 25 * 1024 * 1024
     ca_file: Path | None = None  # extra CA for a private server (tests)
+    # IMAP IDLE (RFC 2177) in `mailbot run`: a second connection waits for new mail and starts a pass at once.
+    idle: bool = True
+    # RFC 2177: servers may log out a client idle for 30 minutes; re-issue IDLE well before that.
+    idle_renew_minutes: float = Field(25.0, gt=0, le=29)
+    idle_retry_seconds: float = Field(60.0, ge=1)  # wait after a failed IDLE connection before trying again
 
     def resolved_password(self) -> str | None:
         if self.password is not None:

@@ -13,6 +13,8 @@ import os
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -258,6 +260,33 @@ class ImapSource(MailSource):
             read_only=bool(response.get(b"READ-ONLY")),
         )
         return self._selected
+
+    # waiting for new mail (IMAP IDLE, RFC 2177)
+
+    def supports_idle(self) -> bool:
+        with self._failures("CAPABILITY"):
+            return bool(self._connected.has_capability("IDLE"))
+
+    def wait_for_new_mail(self, seconds: float, stop: threading.Event, step: float = 1.0) -> bool:
+        """IDLE on the folder until the server announces new mail (EXISTS), `seconds` pass or `stop` is set;
+        True when new mail was announced. The folder is EXAMINEd (read-only): waiting changes nothing, and
+        this connection is never the one that fetches or marks."""
+        client = self._connected
+        self._selected = None
+        with self._failures(f"EXAMINE of folder {self.folder!r}"):
+            client.select_folder(self.folder, readonly=True)
+        announced = False
+        deadline = time.monotonic() + seconds
+        with self._failures("IDLE"):
+            client.idle()
+            try:
+                # Short checks, so that `stop` (SIGTERM) is noticed within `step` seconds.
+                while not announced and not stop.is_set() and time.monotonic() < deadline:
+                    responses = client.idle_check(timeout=min(step, max(0.0, deadline - time.monotonic())))
+                    announced = any(b"EXISTS" in response for response in responses if isinstance(response, tuple))
+            finally:
+                client.idle_done()
+        return announced
 
     def fetch_after(self, last_uid: int) -> Iterator[list[RawMail]]:
         selected = self._select()

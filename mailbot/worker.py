@@ -40,6 +40,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import jobs, monitoring
+from mailbot.idle import IdleWatcher
 from mailbot.remind import is_working_day
 from registry import lease
 from registry.errors import ExpectedError
@@ -79,7 +80,7 @@ class Worker:
             was_active = lease.still_held(LEASE)
             held = self._renew()
             if held and not was_active:
-                self.scheduler.modify_job("poll", next_run_time=datetime.now(self.rt.tz))
+                self.poll_now()
             return held
         finally:
             self._working.release()
@@ -98,6 +99,17 @@ class Worker:
         with self._working:
             if self._renew():
                 self._poll_and_remind()
+
+    def poll_now(self) -> None:
+        """A pass at once (new mail announced by IDLE, or a takeover), besides the regular poll job.
+
+        A one-off job of its own, not the poll job moved: a run of the poll job while a pass is running would
+        be skipped (max_instances=1). This one waits for the running pass (`_working`) and then starts another,
+        which finds whatever arrived after the first had looked; at worst it is an idle pass (one STATUS).
+        Announcements while it is still pending replace it, so they never pile up; one may wait while an earlier
+        one runs (max_instances=2, else the scheduler would skip it)."""
+        self.scheduler.add_job(self.poll_tick, id="poll-now", replace_existing=True, max_instances=2,
+                               misfire_grace_time=None)  # fmt: skip
 
     def _poll_and_remind(self) -> None:
         monitor = self.rt.settings.monitoring
@@ -163,15 +175,27 @@ class Worker:
                  schedule.remind_hour, self.rt.tz)  # fmt: skip
         if not self.rt.debug:
             logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
+        watcher = self._idle_watcher()
         try:
             self.scheduler.start()
         except (KeyboardInterrupt, SystemExit):
             log.info("stopping")
+            if watcher is not None:
+                watcher.stop()
             self.scheduler.shutdown(wait=True)
             try:
                 lease.release(self.rt.engine(), LEASE, lease.HOLDER)  # the standby takes over at its next heartbeat
             except SQLAlchemyError as error:  # shutting down anyway; the lease expires by itself
                 log.warning("could not release the lease: %s", error)
+
+    def _idle_watcher(self) -> IdleWatcher | None:
+        """Start waiting for new mail with IMAP IDLE, when the mailbox is IMAP and `imap.idle` is on."""
+        settings = self.rt.settings
+        if settings.maildir is not None or not settings.imap.host or not settings.imap.idle:
+            return None
+        watcher = IdleWatcher(settings.imap, self.poll_now)
+        watcher.start()
+        return watcher
 
 
 def run_worker(rt: Runtime) -> None:
