@@ -32,12 +32,12 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=600.0)
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
     from servers import DovecotServer, SmtpBehaviour, SmtpServer, make_temp_root, make_tls_certificate  # type: ignore[import-not-found]
     from test_failover import TZ, start_worker, unique_copy, wait_for, worker_env  # type: ignore[import-not-found]
     from test_idle import MEMBER_LIST_FROM_FEDERATION, receipts  # type: ignore[import-not-found]
-
-    from email import message_from_bytes
-    from email.policy import default as default_policy
 
     work = Path(tempfile.mkdtemp(prefix="mailbot-latency-"))
     dovecot = DovecotServer()
