@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from mailbot.settings import Settings
 from mailbot.sources import MailSource, RawMail
+from mailbot.understand.authentication import AuthenticationPolicy
 from mailbot.understand.decode import parse_mail
 from mailbot.understand.pipeline import Context, SenderRole, Understanding, understand
 from mailbot.understand.types import ParsedMail
@@ -101,7 +102,18 @@ class Intake:
             admin_addresses=tuple(a.lower() for a in self.settings.admin.addresses),
             authorised_domains=tuple(d.lower() for d in self.settings.admin.authorised_domains),
             tz=self.tz,
+            authentication=self._authentication_policy(),
             **assigned,  # type: ignore[arg-type]
+        )
+
+    def _authentication_policy(self) -> AuthenticationPolicy:
+        settings = self.settings.authentication
+        known = [d for m in self.registry.municipalities for d in m.domains] + list(self.registry.federation_domains)
+        return AuthenticationPolicy(
+            trusted_authserv_ids=tuple(settings.trusted_authserv_ids),
+            trusted_arc_forwarders=tuple(settings.trusted_arc_forwarders),
+            spam_score_from=settings.spam_score_from,
+            known_domains=tuple(d.lower() for d in known),
         )
 
     # -- one pass ------------------------------------------------------------------------------------

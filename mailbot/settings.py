@@ -126,6 +126,17 @@ class AdminSettings(BaseModel):
     authorised_domains: list[str] = ["skaraborg.se"]  # federation staff may change anything
 
 
+class AuthenticationSettings(BaseModel):
+    """Which verdict of the receiving server a mail that changes the registry must not fail."""
+
+    # The authserv-id(s) of the organisation's own server; empty: the topmost Authentication-Results (Microsoft 365
+    # writes no authserv-id, and its header is the last one added, so the topmost).
+    trusted_authserv_ids: list[str] = []
+    # Forwarders (their ARC authserv-id) whose ARC verdict counts when our own server found the chain intact.
+    trusted_arc_forwarders: list[str] = []
+    spam_score_from: int = Field(5, ge=0, le=9)  # X-MS-Exchange-Organization-SCL from which a mail is spam
+
+
 class ReportSettings(BaseModel):
     enabled: bool = True  # mail last year's report in January to each network's school chief and the admin
     mail_day: int = Field(15, ge=1, le=31)  # the day in January (or the first working day after it)
@@ -154,6 +165,7 @@ class Settings(BaseSettings):
     receipts: ReceiptSettings = ReceiptSettings()
     reminders: ReminderSettings = ReminderSettings()
     admin: AdminSettings = AdminSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
     report: ReportSettings = ReportSettings()
     retention: RetentionSettings = RetentionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

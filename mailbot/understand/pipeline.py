@@ -18,6 +18,7 @@ from registry.domain import MailKind, MailStatus, Role
 
 from . import calendar as calendar_parser
 from . import dates as date_parser
+from .authentication import AuthenticationPolicy, authenticate
 from .classify import (
     REVISION_WORDS,
     NetworkChoice,
@@ -35,6 +36,10 @@ from .minutes import parse_minutes
 from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
 
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
+CHANGING_KINDS = frozenset(
+    {MailKind.MEMBER_LIST, MailKind.MEETING_DATES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.MINUTES,
+     MailKind.DELIVERABLE}
+)  # fmt: skip
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".doc", ".odt", ".rtf", ".txt")
 TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".xls", ".ods")
 
@@ -58,6 +63,7 @@ class Context:
     admin_addresses: tuple[str, ...] = ()
     authorised_domains: tuple[str, ...] = ("skaraborg.se",)
     tz: ZoneInfo = ZoneInfo("Europe/Stockholm")
+    authentication: AuthenticationPolicy = AuthenticationPolicy()
     # Set when a person resolves a review item: their word replaces the product's doubt.
     assigned_network: str | None = None
     assigned_kinds: frozenset[MailKind] | None = None
@@ -317,6 +323,11 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         problems.append("cannot tell which network the mail is about: " + "; ".join(choice.reasons))
     if network is not None and ctx.assigned_network is None:
         problems.extend(_authorisation_problems(sender, network, kinds, member_list, ctx))
+    if kinds & CHANGING_KINDS and ctx.assigned_network is None:
+        # Authorisation by the From header alone is not authorisation: what the receiving server found comes first.
+        verdict = authenticate(mail, ctx.authentication)
+        reasons.extend(verdict.reasons)
+        problems[:0] = verdict.problems
     if problems:
         return Understanding(MailStatus.REVIEW, reasons=tuple(reasons), review_reason="; ".join(problems), **base)
     return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
