@@ -88,7 +88,7 @@ def _print_pass(result: jobs.PollResult, as_json: bool, list_mails: bool = True)
 
 @app.command()
 def poll(ctx: typer.Context, as_json: JsonOption = False,
-         no_send: Annotated[bool, typer.Option("--no-send", help="Queue receipts but do not send them.")] = False,
+         no_send: Annotated[bool, typer.Option("--no-send", metavar="", help="Queue receipts but do not send them.")] = False,
          as_of: AsOfOption = None) -> None:  # fmt: skip
     """One intake pass over the configured mailbox, then send the receipts it queued."""
     rt: Runtime = ctx.obj
@@ -105,7 +105,7 @@ def poll(ctx: typer.Context, as_json: JsonOption = False,
 
 @app.command()
 def remind(ctx: typer.Context, as_of: AsOfOption = None,
-           dry_run: Annotated[bool, typer.Option("--dry-run", help="List the reminders; send and record nothing.")] = False,
+           dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the reminders; send and record nothing.")] = False,
            as_json: JsonOption = False) -> None:  # fmt: skip
     """Evaluate obligations as of DATE and send the reminders that are due."""
     rt: Runtime = ctx.obj

@@ -229,7 +229,9 @@ def review(
     kind: Annotated[
         list[str] | None, typer.Option("--kind", help="With --resolve: what the mail is (repeatable).")
     ] = None,
-    dismiss: Annotated[bool, typer.Option("--dismiss", help="With --resolve: nothing to register.")] = False,
+    dismiss: Annotated[
+        bool, typer.Option("--dismiss", metavar="", help="With --resolve: nothing to register.")
+    ] = False,
     note: Annotated[str | None, typer.Option("--note", help="With --resolve: why (kept in the audit trail).")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -261,8 +263,23 @@ def main() -> None:
     app()
 
 
-import registry.cli_admin  # noqa: E402,F401,I001  (registers the admin commands)
-import registry.cli_report  # noqa: E402,F401,I001  (registers `registry report`)
+# --- every command of `registry`, in one place (STYLE.md 9) -----------------------------------------
+# The commands above are registered by their decorators; those of the other modules here, by name, so that the
+# installed script has exactly what this table shows (a command must never depend on some other module having
+# imported its file). The modules import their shared options from this one, hence the imports at the end.
+from registry import cli_admin, cli_ops, cli_report  # noqa: E402,I001
+
+for _name, _command in (
+    ("search", cli_admin.search),
+    ("calendar", cli_admin.calendar),
+    ("export-person", cli_admin.export_person),
+    ("forget", cli_admin.forget),
+    ("purge-raw-mail", cli_admin.purge_raw_mail_command),
+    ("report", cli_report.report),
+    ("backup", cli_ops.backup_command),
+    ("restore", cli_ops.restore_command),
+):
+    app.command(_name)(_command)
 
 if __name__ == "__main__":
     main()

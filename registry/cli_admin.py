@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from registry.calendar_feed import calendar as build_calendar
 from registry.calendar_feed import count_events
-from registry.cli import AsOfOption, JsonOption, YearOption, _runtime, app
+from registry.cli import AsOfOption, JsonOption, YearOption, _runtime
 from registry.privacy import compact, forget_person, person_export
 from registry.retention import purge_raw_mail, retention_cutoff
 from registry.runtime import Runtime, UsageError, print_json, print_table, reported_errors
@@ -24,7 +24,6 @@ log = logging.getLogger("registry")
 NetworkOption = Annotated[str | None, typer.Option("--network", help="Only this network.")]
 
 
-@app.command()
 def search(
     ctx: typer.Context,
     words: Annotated[
@@ -63,7 +62,6 @@ def search(
             typer.echo("Inga träffar.", err=True)
 
 
-@app.command()
 def calendar(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="The .ics file to write.")],
@@ -82,7 +80,6 @@ def calendar(
         typer.echo(f"{count_events(cal)} meetings -> {out}")
 
 
-@app.command("export-person")
 def export_person(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
@@ -96,11 +93,10 @@ def export_person(
             print_json(person_export(session, address))
 
 
-@app.command()
 def forget(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", metavar="", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Erase a person: memberships anonymised, address out of the outbox, mails and documents naming them purged."""
@@ -135,7 +131,6 @@ def _outbox_directory(rt: Runtime) -> Path | None:
     return Path("var/outbox") if smtp.host is None else None
 
 
-@app.command("purge-raw-mail")
 def purge_raw_mail_command(
     ctx: typer.Context,
     as_of: AsOfOption = None,
@@ -143,8 +138,8 @@ def purge_raw_mail_command(
         int | None,
         typer.Option("--older-than-days", min=0, help="Default: retention.raw_mail_days (0 keeps everything)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be purged.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Only count what would be purged.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", metavar="", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Purge the original bytes of old mails (retention); the facts, the mail rows and the documents stay."""

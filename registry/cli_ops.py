@@ -1,4 +1,4 @@
-"""`registry backup` and `registry restore`: operations commands, registered on registry.cli.app.
+"""`registry backup` and `registry restore`: operations commands, registered by registry.cli (its command table).
 
 registry/cli.py imports this module at its end (after `app` exists).
 """
@@ -11,11 +11,9 @@ from typing import Annotated
 import typer
 
 from registry import backup as backup_ops
-from registry.cli import app
 from registry.runtime import Runtime, reported_errors
 
 
-@app.command("backup")
 def backup_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Where to write the copy (replaced if it exists).")],
@@ -27,11 +25,10 @@ def backup_command(
         typer.echo(f"{out} ({size} bytes)")
 
 
-@app.command("restore")
 def restore_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A file written by `registry backup` (PostgreSQL: a pg_dump archive).")],
-    yes: Annotated[bool, typer.Option("--yes", help="Replace an existing registry.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", metavar="", help="Replace an existing registry.")] = False,
 ) -> None:
     """Put a backup back as the registry (stop the worker first). Refuses to replace a registry without --yes."""
     rt: Runtime = ctx.obj

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from registry.cli import AsOfOption, JsonOption, _runtime, app
+from registry.cli import AsOfOption, JsonOption, _runtime
 from registry.errors import ExpectedError
 from registry.report import ReportYearError, gather_report, render_report
 from registry.runtime import UsageError, print_json, reported_errors
@@ -70,7 +70,6 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-@app.command()
 def report(
     ctx: typer.Context,
     year: Annotated[int, typer.Option("--year", help="The calendar year to report on.")],

@@ -86,9 +86,9 @@ class LogFormat(StrEnum):
     json = "json"
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON document on stdout.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+DebugOption = Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks and debug logs.")]
 LogFormatOption = Annotated[
     LogFormat | None,
     typer.Option(

@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, func, make_url
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-import registry.cli_ops  # noqa: F401  (registers backup/restore on the registry app)
 from registry import backup as backup_ops
 from registry import queries, record
 from registry.cli import app
