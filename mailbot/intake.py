@@ -359,6 +359,7 @@ def apply_understanding(
         record.member_list(
             session, key, members, details["rejected_rows"], arrival,  # type: ignore[arg-type]
             understanding.member_list.source, mail_id, tz,
+            period=(period.label, period.start, period.end) if (period := understanding.period) else None,
         )  # fmt: skip
         details["members"] = len(members)
     meetings: list[dict[str, object]] = []

@@ -24,6 +24,22 @@ class MemberListFact:
     received_on: date  # local date the list arrived
     effective_from: date
     members: tuple[MemberFact, ...]
+    period_start: date | None = None  # the period the list says it is for ("HT 2025": 1 July-31 December 2025)
+    period_end: date | None = None
+
+    def counts_for(self, year: int, window_start: date) -> bool:
+        """Whether this is a list for `year` (the caller checks that it has arrived): the period it names covers
+        that year; a list naming none counts from `window_start` (1 November of the year before) on."""
+        if self.period_start is not None and self.period_end is not None:
+            return self.period_start.year <= year <= self.period_end.year
+        return self.received_on >= window_start
+
+    def follows(self, year: int) -> bool:
+        """Whether the list shows the registry followed the network in `year`: a list for 2026 sent in November
+        2025 does not make 2025 a followed year."""
+        if self.period_start is not None and self.period_end is not None:
+            return self.period_start.year <= year <= self.period_end.year
+        return self.received_on.year == year
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,11 @@ class MemberList(SQLModel, table=True):
     network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
     effective_from: date
     received: datetime
+    # The period the list says it is for ("HT 2025", "2026"); None when it names none (then: the year it counts for
+    # by its arrival, see registry/rules.py).
+    period_label: str | None = Field(default=None, max_length=64)
+    period_start: date | None = None
+    period_end: date | None = None
     source: str = "body"  # file name or "body"
     rejected_rows: str = ""  # JSON list of {row_number, text, reason}
     source_mail_id: int = Field(foreign_key="inbound_mail.id")

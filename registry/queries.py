@@ -101,12 +101,19 @@ def _gather_facts(
         return query if wanted is None else query.where(col(model.network_key).in_(wanted))
 
     lists: dict[str, list[tuple[int, MemberListFact]]] = defaultdict(list)
-    for list_id, key, effective_from, received in session.exec(
+    for list_id, key, effective_from, received, period_start, period_end in session.exec(
         of_networks(
-            select(MemberList.id, MemberList.network_key, MemberList.effective_from, MemberList.received), MemberList
+            select(
+                MemberList.id, MemberList.network_key, MemberList.effective_from, MemberList.received,
+                MemberList.period_start, MemberList.period_end,
+            ),
+            MemberList,
         ).order_by(col(MemberList.id))
-    ):
-        fact = MemberListFact(received_on=local_date(received, tz), effective_from=effective_from, members=())
+    ):  # fmt: skip
+        fact = MemberListFact(
+            received_on=local_date(received, tz), effective_from=effective_from, members=(),
+            period_start=period_start, period_end=period_end,
+        )  # fmt: skip
         lists[key].append((list_id, fact))
 
     members_query = select(

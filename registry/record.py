@@ -59,12 +59,20 @@ def member_list(
     source: str,
     mail_id: int,
     tz: ZoneInfo,
+    period: tuple[str, date, date] | None = None,
 ) -> MemberList:
-    """A new list replaces the one in force from the day it arrived; the old one stays in history."""
+    """A new list replaces the one in force from the day it arrived, or from the start of the period it is for
+    (`period`: label, first and last day; a list for 2026 sent in November takes over on 1 January); the old one
+    stays in history."""
     effective = received.astimezone(tz).date()
+    if period is not None:
+        effective = max(effective, period[1])
     new = MemberList(
         network_key=network_key,
         effective_from=effective,
+        period_label=period[0] if period else None,
+        period_start=period[1] if period else None,
+        period_end=period[2] if period else None,
         received=received,
         source=source,
         rejected_rows=json.dumps(list(rejected), ensure_ascii=False),

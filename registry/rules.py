@@ -44,9 +44,7 @@ def evaluate(network: Network, facts: NetworkFacts, today: date, municipalities:
 
 def _tracked(facts: NetworkFacts, year: int) -> bool:
     """Whether the registry followed the network in `year` (so a low count there is a fact, not a gap in data)."""
-    return any(m.date.year == year for m in facts.meetings) or any(
-        item.received_on.year == year for item in facts.member_lists
-    )
+    return any(m.date.year == year for m in facts.meetings) or any(item.follows(year) for item in facts.member_lists)
 
 
 def _finding(network: Network, obligation: ObligationKind, state: State, due: date | None, detail: str,
@@ -72,7 +70,9 @@ def member_list_finding(network: Network, facts: NetworkFacts, today: date) -> F
     year = today.year
     due = month_day(network.deadlines.member_list, year)
     start = _window_start(network, year)
-    received = sorted(item.received_on for item in facts.member_lists if start <= item.received_on <= today)
+    received = sorted(
+        item.received_on for item in facts.member_lists if item.received_on <= today and item.counts_for(year, start)
+    )
     if received:
         in_force = list_in_force(facts.member_lists, today)
         size = len(in_force.members) if in_force else 0

@@ -32,7 +32,7 @@ from registry import queries, record
 from registry.config import Registry, load_registry
 from registry.db import make_engine, open_registry
 from registry.domain import MailStatus
-from registry.models import BouncingAddress, InboundMail, Meeting
+from registry.models import BouncingAddress, InboundMail, Meeting, MemberList
 from registry.paths import config_dir
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class CaseResult:
     minutes: list[dict[str, Any]] = field(default_factory=list)  # minutes this mail recorded
     bounced: list[str] = field(default_factory=list)
     member_list_recorded: bool = False  # this mail registered a member list
+    period: str | None = None  # the period of the member list this mail registered ("HT 2025")
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_expected_shape(self) -> dict[str, Any]:
@@ -216,6 +217,11 @@ def _collect(session: Session, eml_path: Path, expected: dict[str, Any], raw: by
     result.member_list_recorded = "members" in details
     member_network = network or expected.get("network")
     if "members" in expected and member_network:
+        # The list this mail registered may take over later than the mail (a list for 2026 sent in November).
+        registered = session.exec(select(MemberList).where(MemberList.source_mail_id == mail.id)).first()
+        if registered is not None:
+            day = max(day, registered.effective_from)
+            result.period = registered.period_label
         result.members = [
             {k: m[k] for k in ("name", "email", "municipality", "role")}
             for m in queries.members_in_force(session, member_network, day)

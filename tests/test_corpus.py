@@ -64,6 +64,8 @@ def test_corpus_case(eml_path: Path, tmp_path: Path, corpus_postgres: PostgresSe
         )
     else:
         assert not result.member_list_recorded, f"{where}: a member list was recorded"
+    if "period" in expected and expected["status"] == "registered" and "members" in expected:
+        assert result.period == expected["period"], f"{where}: the list was recorded for {result.period!r}"
     if "rejected_rows" in expected:
         assert result.rejected_rows == expected["rejected_rows"], where
 

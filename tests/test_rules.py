@@ -155,6 +155,36 @@ def test_member_list_at_the_year_boundary(registry: Registry) -> None:
     assert jan1.detail.endswith("Listan från 1 mars 2024 gäller tills vidare.")
 
 
+def period_list(received: date, start: date, end: date) -> MemberListFact:
+    return MemberListFact(received_on=received, effective_from=max(received, start), members=(member(),),
+                          period_start=start, period_end=end)  # fmt: skip
+
+
+def test_a_list_for_ht_2025_does_not_satisfy_2026(registry: Registry) -> None:
+    ht = NetworkFacts(member_lists=(period_list(date(2025, 12, 3), date(2025, 7, 1), date(2025, 12, 31)),))
+    finding = one(run(registry, "grundskola", ht, date(2026, 2, 10)), ObligationKind.MEMBER_LIST)
+    assert (finding.id, finding.state) == ("grundskola:member_list:2026", State.OVERDUE)
+    # without its period the same list, sent from 1 November, would have counted for 2026
+    plain = NetworkFacts(member_lists=(a_list(date(2025, 12, 3)),))
+    assert one(run(registry, "grundskola", plain, date(2026, 2, 10)), ObligationKind.MEMBER_LIST).state is State.OK
+
+
+def test_a_list_for_next_year_sent_in_november_does_not_make_this_year_followed(registry: Registry) -> None:
+    next_year = NetworkFacts(member_lists=(period_list(date(2025, 11, 20), date(2026, 1, 1), date(2026, 12, 31)),))
+    counts = only(run(registry, "grundskola", next_year, date(2026, 1, 10)), ObligationKind.MEETING_COUNT)
+    assert [f.id for f in counts] == ["grundskola:meeting_count:2026"], "no 'Bara 0 möten hölls 2025'"
+    revision = only(run(registry, "elevhalsa", next_year, date(2026, 1, 10)), ObligationKind.COMMISSION_REVISION)
+    assert [f.id for f in revision] == ["elevhalsa:commission_revision:2026"]
+    finding = one(run(registry, "grundskola", next_year, date(2026, 1, 10)), ObligationKind.MEMBER_LIST)
+    assert (finding.id, finding.state) == ("grundskola:member_list:2026", State.OK)
+
+
+def test_a_school_year_list_counts_for_both_calendar_years(registry: Registry) -> None:
+    school_year = NetworkFacts(member_lists=(period_list(date(2025, 9, 1), date(2025, 7, 1), date(2026, 6, 30)),))
+    for today in (date(2025, 10, 1), date(2026, 3, 1)):
+        assert one(run(registry, "grundskola", school_year, today), ObligationKind.MEMBER_LIST).state is State.OK
+
+
 # --- meeting_dates --------------------------------------------------------------------------------
 
 

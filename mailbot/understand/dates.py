@@ -289,15 +289,16 @@ def parse_date(text: str, context: date, prefer: Literal["past", "future"]) -> d
     return None
 
 
-def parse_meeting_dates(text: str, context: date) -> DateParseResult:
+def parse_meeting_dates(text: str, context: date, period_heading: str | None = None) -> DateParseResult:
     """All meeting dates announced in a mail body or a document's text, sorted, without duplicates.
 
     Skips quoted lines, signatures, forwarded-mail headers and deadlines; a date that cannot
-    exist ("31/2") becomes a problem instead.
+    exist ("31/2") becomes a problem instead. `period_heading` ("VT 2026", "2026") is the period the subject or
+    a file name names: it gives the year to the dates until the text's own headings say otherwise.
     """
     found: list[_Found] = []
     problems: list[str] = []
-    heading: _Heading | None = None
+    heading: _Heading | None = _heading_from(period_heading, None) if period_heading else None
     in_signature = False
     in_forward_header = False
     table_place_column: int | None = None

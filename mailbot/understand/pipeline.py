@@ -33,6 +33,7 @@ from .classify import (
 from .documents import DAMAGED_PROBLEMS, extract_text
 from .members import parse_member_list
 from .minutes import parse_minutes
+from .periods import Period, find_period
 from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
 
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
@@ -96,6 +97,7 @@ class Understanding:
     deliverable_title: str | None = None
     deliverable_document: Attachment | None = None
     bounced: tuple[str, ...] = ()
+    period: Period | None = None  # what the member list (or the dates) are for: "HT 2025", "2026"
 
 
 def _suffix(name: str | None) -> str:
@@ -195,6 +197,11 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         declared = kind_words(mail, filenames, subject=False) if is_reply_subject(mail) else said
     kinds: set[MailKind] = set()
     problems: list[str] = []  # English review reasons
+    # The period the mail names ("HT 2025" in the subject, "för 2026" in the text): it binds the list and dates.
+    period_found = find_period("" if is_reply_subject(mail) else mail.subject or "", filenames, mail.body_text,
+                               context_day)  # fmt: skip
+    period = period_found.period
+    period_heading = period.label if period is not None and period_found.where != "text" else None
 
     # 1. Invitations.
     if events:
@@ -272,7 +279,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         found: dict[date, MeetingDate] = {}
         collected_problems: list[str] = []
         for text in texts:
-            result = date_parser.parse_meeting_dates(text, context_day)
+            result = date_parser.parse_meeting_dates(text, context_day, period_heading)
             for item in result.dates:
                 found.setdefault(item.date, item)
             collected_problems.extend(result.problems)
@@ -297,6 +304,11 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         # A date the sender may have mistyped ("fredag 13 mars" is a Thursday) is not recorded as a fact.
         problems.append("meeting dates in doubt: " + "; ".join(date_problems))
 
+    if MailKind.MEMBER_LIST in kinds and member_list is not None:
+        if period_found.conflict:
+            problems.append(f"the period of the member list is unclear: {period_found.conflict}")
+        elif period is not None and period.end < context_day:
+            problems.append(f"the member list is for {period.label}, which ended before the mail was sent")
     if is_reply:
         kinds.add(MailKind.REPLY)
         reasons.append("reply to the product's own mail")
@@ -315,6 +327,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         deliverable_key=deliverable_key,
         deliverable_title=deliverable_title,
         deliverable_document=deliverable_document,
+        period=period,
     )
     if kinds <= {MailKind.OTHER, MailKind.REPLY}:
         what = "a reply to our mail with nothing to register" if is_reply else "nothing recognised to register"
