@@ -10,16 +10,10 @@ import signal
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 
-from mailbot import jobs
-from mailbot.remind import is_working_day
-from registry.models import OutboundMail
 from registry.paths import bundled
 from registry.runtime import (
     ConfigOption,
@@ -32,6 +26,11 @@ from registry.runtime import (
     reported_errors,
     start,
 )
+
+# The jobs (and through them SQLModel, Jinja2, aiosmtplib, the understanding) are imported by the commands that
+# run them, not here: `mailbot --help` and `mailbot check` start without them.
+if TYPE_CHECKING:
+    from mailbot import jobs
 
 app = typer.Typer(help="The intake and reminder worker of Utbildning Skaraborg's network registry.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
@@ -93,6 +92,10 @@ def poll(ctx: typer.Context, as_json: JsonOption = False,
     """One intake pass over the configured mailbox, then send the receipts it queued."""
     rt: Runtime = ctx.obj
     with reported_errors(rt):
+        from rich.progress import Progress
+
+        from mailbot import jobs
+
         now = _now(rt, as_of)
         if sys.stderr.isatty() and not as_json:
             with Progress(transient=True) as bar:
@@ -110,6 +113,9 @@ def remind(ctx: typer.Context, as_of: AsOfOption = None,
     """Evaluate obligations as of DATE and send the reminders that are due."""
     rt: Runtime = ctx.obj
     with reported_errors(rt):
+        from mailbot import jobs
+        from mailbot.remind import is_working_day
+
         today = rt.today(as_of)
         listing = jobs.remind(rt, today, _now(rt, as_of), dry_run=dry_run)
         if as_json:
@@ -129,6 +135,8 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
     write the reminders it would send to var/outbox/."""
     rt: Runtime = ctx.obj
     with reported_errors(rt):
+        from mailbot import jobs
+
         sample = bundled("sample")
         overrides: dict[str, object] = {}
         if rt.settings.maildir is None and rt.settings.imap.host is None:
@@ -153,7 +161,11 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
 
 
 def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func
+    from sqlmodel import Session, col, select
+
     from registry import queries
+    from registry.models import OutboundMail
 
     rows = []
     with Session(rt.engine()) as session:

@@ -12,14 +12,16 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from registry import queries
+from registry import cli_admin, cli_ops, cli_report, queries
 from registry.runtime import (
+    AsOfOption,
     ConfigOption,
     DebugOption,
     JsonOption,
     LogFormatOption,
-    Runtime,
     UsageError,
+    YearOption,
+    context_runtime,
     parse_date_option,
     print_json,
     print_table,
@@ -30,9 +32,6 @@ from registry.status import status_findings
 
 app = typer.Typer(help="The admin's window on the network registry of Utbildning Skaraborg.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
-
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")]
-YearOption = Annotated[int | None, typer.Option("--year", help="Only this calendar year.")]
 
 
 @app.callback()
@@ -45,8 +44,7 @@ def main_options(
     ctx.obj = start(config, debug, log_format)
 
 
-def _runtime(ctx: typer.Context) -> Runtime:
-    return ctx.obj  # type: ignore[no-any-return]
+_runtime = context_runtime
 
 
 @app.command()
@@ -266,9 +264,7 @@ def main() -> None:
 # --- every command of `registry`, in one place (STYLE.md 9) -----------------------------------------
 # The commands above are registered by their decorators; those of the other modules here, by name, so that the
 # installed script has exactly what this table shows (a command must never depend on some other module having
-# imported its file). The modules import their shared options from this one, hence the imports at the end.
-from registry import cli_admin, cli_ops, cli_report  # noqa: E402,I001
-
+# imported its file).
 for _name, _command in (
     ("search", cli_admin.search),
     ("calendar", cli_admin.calendar),

@@ -1,6 +1,6 @@
 """The admin's window, part two: `registry search`, `registry calendar`, `registry export-person`,
-`registry forget`, `registry purge-raw-mail`. Registered on registry.cli.app (imported at the bottom of
-registry/cli.py)."""
+`registry forget`, `registry purge-raw-mail`. Registered in the command table of
+registry/cli.py."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ from sqlmodel import Session
 
 from registry.calendar_feed import calendar as build_calendar
 from registry.calendar_feed import count_events
-from registry.cli import AsOfOption, JsonOption, YearOption, _runtime
 from registry.privacy import compact, forget_person, person_export
 from registry.retention import purge_raw_mail, retention_cutoff
-from registry.runtime import Runtime, UsageError, print_json, print_table, reported_errors
+from registry.runtime import (
+    AsOfOption,
+    JsonOption,
+    Runtime,
+    UsageError,
+    YearOption,
+    context_runtime,
+    print_json,
+    print_table,
+    reported_errors,
+)
 from registry.search import search as run_search
 
 log = logging.getLogger("registry")
@@ -35,7 +44,7 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Full-text search over the minutes and the registered mails."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
         with Session(rt.engine(create=False)) as session:
@@ -68,7 +77,7 @@ def calendar(
     network: NetworkOption = None,
 ) -> None:
     """Every planned, held and cancelled meeting as an iCalendar file (subscribe in Outlook or Thunderbird)."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
         with Session(rt.engine(create=False)) as session:
@@ -85,7 +94,7 @@ def export_person(
     address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
 ) -> None:
     """Everything the registry holds about a person, as JSON (GDPR access request)."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         if "@" not in address:
             raise UsageError(f"{address!r} is not an e-mail address")
@@ -100,7 +109,7 @@ def forget(
     as_json: JsonOption = False,
 ) -> None:
     """Erase a person: memberships anonymised, address out of the outbox, mails and documents naming them purged."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         if "@" not in address:
             raise UsageError(f"{address!r} is not an e-mail address")
@@ -143,7 +152,7 @@ def purge_raw_mail_command(
     as_json: JsonOption = False,
 ) -> None:
     """Purge the original bytes of old mails (retention); the facts, the mail rows and the documents stay."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         days = rt.settings.retention.raw_mail_days if older_than_days is None else older_than_days
         now = (

@@ -1,7 +1,4 @@
-"""`registry backup` and `registry restore`: operations commands, registered by registry.cli (its command table).
-
-registry/cli.py imports this module at its end (after `app` exists).
-"""
+"""`registry backup` and `registry restore`: operations commands. Registered in the command table of registry/cli.py."""
 
 from __future__ import annotations
 

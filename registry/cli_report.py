@@ -1,5 +1,5 @@
 """`registry report`: the yearly report for the school chiefs as one HTML file (and a PDF where Chromium is
-installed). Registered on registry.cli.app (imported at the bottom of registry/cli.py)."""
+installed). Registered in the command table of registry/cli.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from registry.cli import AsOfOption, JsonOption, _runtime
 from registry.errors import ExpectedError
 from registry.report import ReportYearError, gather_report, render_report
-from registry.runtime import UsageError, print_json, reported_errors
+from registry.runtime import AsOfOption, JsonOption, UsageError, context_runtime, print_json, reported_errors
 
 # Debian's package is `chromium`; other systems name the same browser differently.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -84,7 +83,7 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """The yearly report for the school chiefs: one self-contained HTML file in Swedish (and a PDF)."""
-    rt = _runtime(ctx)
+    rt = context_runtime(ctx)
     with reported_errors(rt):
         if not 2000 <= year <= 2999:
             raise UsageError(f"--year: {year} is not a year the registry can hold (2000-2999)")

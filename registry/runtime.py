@@ -86,6 +86,8 @@ class LogFormat(StrEnum):
     json = "json"
 
 
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")]
+YearOption = Annotated[int | None, typer.Option("--year", help="Only this calendar year.")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON document on stdout.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
 DebugOption = Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks and debug logs.")]
@@ -95,6 +97,11 @@ LogFormatOption = Annotated[
         "--log-format", help="Logs on stderr as text, or as one JSON object per line (default: logging.format)."
     ),
 ]
+
+
+def context_runtime(ctx: typer.Context) -> Runtime:
+    """The runtime the app's callback (`start`) put on the command's context."""
+    return ctx.obj  # type: ignore[no-any-return]
 
 
 def start(config: Path | None, debug: bool, log_format: LogFormat | None = None) -> Runtime:
