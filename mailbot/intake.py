@@ -20,13 +20,14 @@ from sqlmodel import Session, col, select
 from mailbot.settings import Settings
 from mailbot.sources import MailSource, RawMail
 from mailbot.understand.authentication import AuthenticationPolicy
+from mailbot.understand.changes import KnownMeeting
 from mailbot.understand.decode import parse_mail
 from mailbot.understand.pipeline import Context, SenderRole, Understanding, understand
 from mailbot.understand.types import ParsedMail
 from registry import record
 from registry.config import Registry
-from registry.domain import MailKind, MailStatus, Role
-from registry.models import InboundMail, MailboxState, MemberList, Membership, OutboundMail, Person
+from registry.domain import MailKind, MailStatus, MeetingStatus, Role
+from registry.models import InboundMail, MailboxState, Meeting, MemberList, Membership, OutboundMail, Person
 
 log = logging.getLogger("mailbot.intake")
 
@@ -92,8 +93,19 @@ class Intake:
         if referenced:
             for row in session.exec(select(OutboundMail).where(col(OutboundMail.message_id).in_(referenced))).all():
                 own[row.message_id] = row.network_key
+        day = arrival.astimezone(self.tz).date()
+        known: dict[str, list[KnownMeeting]] = {}
+        for key, when, start, place in session.exec(
+            select(Meeting.network_key, Meeting.date, Meeting.start, Meeting.place).where(
+                Meeting.status != MeetingStatus.CANCELLED.value,
+                col(Meeting.date) >= day - timedelta(days=120),
+                col(Meeting.date) <= day + timedelta(days=550),
+            )
+        ):
+            known.setdefault(key, []).append(KnownMeeting(when, start, place))
         return Context(
             registry=self.registry,
+            meetings={key: tuple(items) for key, items in known.items()},
             municipalities=self.registry.municipality_index(),
             memberships=memberships,
             networks_with_list=with_list,
@@ -363,6 +375,14 @@ def apply_understanding(
         )  # fmt: skip
         details["members"] = len(members)
     meetings: list[dict[str, object]] = []
+    for change in understanding.meeting_changes:
+        if change.old_date is not None:
+            meeting = record.cancel_meeting(session, key, change.old_date, mail_id)
+            meetings.append(_meeting_detail(meeting, "cancelled"))
+        if change.new is not None:
+            new = change.new
+            meeting, _created = record.announced_meeting(session, key, new.date, new.start, new.end, new.place, mail_id)
+            meetings.append(_meeting_detail(meeting, "moved"))
     for item in understanding.meeting_dates:
         meeting, created = record.announced_meeting(session, key, item.date, item.start, item.end, item.place, mail_id)
         meetings.append(_meeting_detail(meeting, "created" if created else "confirmed"))

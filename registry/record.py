@@ -136,6 +136,28 @@ def announced_meeting(
     return meeting, True
 
 
+def cancel_meeting(session: Session, network_key: str, day: date, mail_id: int) -> Meeting:
+    """The network's meeting that day cancelled (a cancellation or a move written as text); a meeting the registry
+    never heard of is recorded as cancelled, so that the cancellation is on file."""
+    existing = session.exec(
+        select(Meeting).where(
+            Meeting.network_key == network_key, Meeting.date == day, Meeting.status != MeetingStatus.CANCELLED.value
+        )
+    ).first()
+    if existing is not None:
+        existing.status = MeetingStatus.CANCELLED.value
+        existing.updated_by_mail_id = mail_id
+        return existing
+    already = session.exec(select(Meeting).where(Meeting.network_key == network_key, Meeting.date == day)).first()
+    if already is not None:
+        return already
+    meeting = Meeting(network_key=network_key, date=day, status=MeetingStatus.CANCELLED.value, announced=True,
+                      source_mail_id=mail_id)  # fmt: skip
+    session.add(meeting)
+    session.flush()
+    return meeting
+
+
 def calendar_meeting(
     session: Session,
     network_key: str,
@@ -157,17 +179,19 @@ def calendar_meeting(
         )
     ).first()
     status = MeetingStatus.CANCELLED.value if cancelled else MeetingStatus.PLANNED.value
-    if existing is None and not cancelled:
-        # The same meeting may already be on file from a list of dates: adopt it.
-        existing = session.exec(
+    if existing is None:
+        # The same meeting may already be on file from a list of dates (or an invitation the registry never saw):
+        # an invitation or a CANCEL applies to the network's one announced meeting that day, if exactly one exists.
+        same_day = session.exec(
             select(Meeting).where(
                 Meeting.network_key == network_key,
                 Meeting.date == day,
-                col(Meeting.calendar_uid).is_(None),
                 Meeting.status != MeetingStatus.CANCELLED.value,
+                col(Meeting.calendar_uid).is_(None) if not cancelled else col(Meeting.id).is_not(None),
             )
-        ).first()
-        if existing is not None:
+        ).all()
+        if len(same_day) == 1:
+            existing = same_day[0]
             existing.calendar_uid, existing.recurrence, existing.calendar_sequence = uid, recurrence, sequence
     if existing is None:
         meeting = Meeting(

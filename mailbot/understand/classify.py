@@ -72,12 +72,27 @@ def has_any(text: str, words: Iterable[str]) -> bool:
     return any(fold(word) in folded for word in words)
 
 
+READ_RECEIPT_SUBJECT = re.compile(r"^\s*(läst|last|read|ej läst|not read|oläst|olast|lu|gelesen)\s*:", re.IGNORECASE)
+
+
+def is_disposition_notification(mail: ParsedMail) -> str | None:
+    """The reason this is a read receipt (RFC 8098 message disposition notification, Outlook's "Läst:"), or None."""
+    content_type = (mail.header("content-type") or "").lower().replace('"', "")
+    if content_type.startswith("multipart/report") and "report-type=disposition-notification" in content_type:
+        return "read receipt (RFC 8098 disposition notification)"
+    if READ_RECEIPT_SUBJECT.match(mail.subject or "") and not mail.attachments and not mail.calendar_parts:
+        return f"subject {mail.subject!r} is a read receipt"
+    return None
+
+
 def is_auto_reply(mail: ParsedMail, weak: bool = True) -> str | None:
     """The reason this is an automatic reply (RFC 3834 and Outlook's habits), or None.
 
     The strong signals (Auto-Submitted: auto-replied, X-Autoreply, an out-of-office subject) name a reply; the weak
     ones (Auto-Submitted: auto-generated, X-Auto-Response-Suppress) are also set by newsletters and mail systems,
     so a caller checks bulk mail first and the weak signals after it (`weak=False` leaves them out)."""
+    if (why := is_disposition_notification(mail)) is not None:
+        return why
     auto = (mail.header("auto-submitted") or "").strip().lower()
     if auto.startswith("auto-replied"):
         return f"Auto-Submitted: {auto}"

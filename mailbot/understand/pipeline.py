@@ -19,6 +19,7 @@ from registry.domain import MailKind, MailStatus, Role
 from . import calendar as calendar_parser
 from . import dates as date_parser
 from .authentication import AuthenticationPolicy, authenticate
+from .changes import KnownMeeting, MeetingChange, find_changes
 from .classify import (
     REVISION_WORDS,
     NetworkChoice,
@@ -65,6 +66,8 @@ class Context:
     authorised_domains: tuple[str, ...] = ("skaraborg.se",)
     tz: ZoneInfo = ZoneInfo("Europe/Stockholm")
     authentication: AuthenticationPolicy = AuthenticationPolicy()
+    # The planned meetings of each network around the mail's day (for moves and cancellations written as text).
+    meetings: Mapping[str, tuple[KnownMeeting, ...]] = field(default_factory=dict)
     # Set when a person resolves a review item: their word replaces the product's doubt.
     assigned_network: str | None = None
     assigned_kinds: frozenset[MailKind] | None = None
@@ -98,6 +101,7 @@ class Understanding:
     deliverable_document: Attachment | None = None
     bounced: tuple[str, ...] = ()
     period: Period | None = None  # what the member list (or the dates) are for: "HT 2025", "2026"
+    meeting_changes: tuple[MeetingChange, ...] = ()  # moves and cancellations written as text
 
 
 def _suffix(name: str | None) -> str:
@@ -266,11 +270,32 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         if minutes_documents or MailKind.MINUTES in declared:
             problems.extend(minutes_problems)
 
+    # 4b. Meetings moved or cancelled in the text ("flyttas till", "är inställt"); those sentences are not new dates.
+    changes: tuple[MeetingChange, ...] = ()
+    body_for_dates = mail.body_text
+    if network is not None and not events and MailKind.MINUTES not in kinds:
+        found_changes = find_changes(mail.body_text, context_day, ctx.meetings.get(network.key, ()), period_heading)
+        changes = found_changes.changes
+        problems.extend(found_changes.problems)
+        for line in found_changes.lines:
+            body_for_dates = body_for_dates.replace(line, "")
+        if any(c.action == "cancel" for c in changes):
+            kinds.add(MailKind.MEETING_CANCEL)
+        if any(c.action == "move" for c in changes) or (found_changes.problems and not changes):
+            kinds.add(MailKind.MEETING_DATES if any(c.action == "move" for c in changes) else MailKind.MEETING_CANCEL)
+        if len(changes) > 1 and not _is_admin(sender, ctx):
+            described = ", ".join(
+                f"{c.old_date.isoformat() if c.old_date else '?'} "
+                + (f"moved to {c.new.date.isoformat()}" if c.new else "cancelled")
+                for c in changes
+            )
+            problems.append(f"the mail would change {len(changes)} meetings at once ({described}); a person confirms")
+
     # 5. Meeting dates in the text (and in Word documents), when said, or when nothing else was found.
     meeting_dates: tuple[MeetingDate, ...] = ()
     date_problems: tuple[str, ...] = ()
     if MailKind.MEETING_DATES in said or (not kinds and has_any(mail.body_text, ("datum", "möte", "träff"))):
-        texts = [mail.body_text]
+        texts = [body_for_dates]
         for attachment in candidates:
             if _suffix(attachment.filename) in (".docx", ".pdf", ".txt") and MailKind.MINUTES not in kinds:
                 text, _problem = extract_text(attachment)
@@ -328,6 +353,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         deliverable_title=deliverable_title,
         deliverable_document=deliverable_document,
         period=period,
+        meeting_changes=changes,
     )
     if kinds <= {MailKind.OTHER, MailKind.REPLY}:
         what = "a reply to our mail with nothing to register" if is_reply else "nothing recognised to register"
@@ -335,7 +361,12 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if network is None and not problems:
         problems.append("cannot tell which network the mail is about: " + "; ".join(choice.reasons))
     if network is not None and ctx.assigned_network is None:
-        problems.extend(_authorisation_problems(sender, network, kinds, member_list, ctx))
+        # A move written as text is an invitation changed, which members send too; new dates need the presidium.
+        authorised_kinds = set(kinds)
+        if changes and not meeting_dates and not member_list:
+            authorised_kinds.discard(MailKind.MEETING_DATES)
+            authorised_kinds.add(MailKind.MEETING_INVITE)
+        problems.extend(_authorisation_problems(sender, network, authorised_kinds, member_list, ctx))
     if kinds & CHANGING_KINDS and ctx.assigned_network is None:
         # Authorisation by the From header alone is not authorisation: what the receiving server found comes first.
         verdict = authenticate(mail, ctx.authentication)

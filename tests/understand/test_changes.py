@@ -1,0 +1,52 @@
+"""Moves and cancellations written as text, applied to the meeting they name (mailbot/understand/changes.py)."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+
+from mailbot.understand.changes import KnownMeeting, find_changes
+
+SENT = date(2025, 3, 2)
+KNOWN = (
+    KnownMeeting(date(2025, 3, 13), time(9, 0), "Skövde"),
+    KnownMeeting(date(2025, 5, 16), time(9, 0), "Falköping"),
+)
+
+
+def test_move_by_text_cancels_the_old_and_plans_the_new_with_the_same_time_and_place():
+    result = find_changes("Träffen 13/3 flyttas till fredag 20/3.", SENT, KNOWN)
+    (change,) = result.changes
+    assert (change.action, change.old_date, change.known) == ("move", date(2025, 3, 13), True)
+    assert change.new is not None
+    assert (change.new.date, change.new.start, change.new.place) == (date(2025, 3, 20), time(9, 0), "Skövde")
+    assert result.lines == ("Träffen 13/3 flyttas till fredag 20/3.",)
+
+
+@pytest.mark.parametrize(
+    "text", ["Mötet i maj är inställt.", "Majmötet ställs in.", "Träffen den 16 maj utgår tyvärr."]
+)
+def test_cancellation_names_the_one_meeting(text: str):
+    (change,) = find_changes(text, SENT, KNOWN).changes
+    assert (change.action, change.old_date) == ("cancel", date(2025, 5, 16))
+
+
+def test_a_month_with_no_known_meeting_is_a_problem_not_a_guess():
+    result = find_changes("Mötet i juni är inställt.", SENT, KNOWN)
+    assert result.changes == () and "not clear which one" in result.problems[0]
+
+
+def test_a_month_with_two_meetings_is_a_problem():
+    known = (*KNOWN, KnownMeeting(date(2025, 5, 30)))
+    result = find_changes("Mötet i maj är inställt.", SENT, known)
+    assert result.changes == () and "several meetings" in result.problems[0]
+
+
+def test_cancellation_of_a_meeting_never_announced_keeps_its_date():
+    (change,) = find_changes("Mötet fredag 14 november är inställt.", date(2025, 11, 3), ()).changes
+    assert (change.action, change.old_date, change.known) == ("cancel", date(2025, 11, 14), False)
+
+
+def test_ordinary_text_changes_nothing():
+    assert find_changes("Vi ses fredag 14/3 kl 9 i Skövde.", SENT, KNOWN).changes == ()
