@@ -106,6 +106,9 @@ def forget(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
     yes: Annotated[bool, typer.Option("--yes", metavar="", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", metavar="", help="Say what would be erased; change nothing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Erase a person: memberships anonymised, address out of the outbox, mails and documents naming them purged."""
@@ -114,19 +117,25 @@ def forget(
         if "@" not in address:
             raise UsageError(f"{address!r} is not an e-mail address")
         engine = rt.engine(create=False)
-        if not yes and not typer.confirm(
-            "Erase this person from the registry? This cannot be undone.", default=False, err=True
+        if (
+            not dry_run
+            and not yes
+            and not typer.confirm(
+                "Erase this person from the registry? This cannot be undone.", default=False, err=True
+            )
         ):
             typer.echo("Nothing erased.", err=True)
             raise typer.Exit(1)
-        done = forget_person(engine, address, datetime.now(rt.tz).date(), _outbox_directory(rt))
+        done = forget_person(engine, address, datetime.now(rt.tz).date(), _outbox_directory(rt), dry_run=dry_run)
         summary = {what: count for what, count in sorted(done.items())}
         if as_json:
-            print_json({"erased": bool(done), "done": summary})
+            print_json({"erased": bool(done) and not dry_run, "dry_run": dry_run, "done": summary})
             return
         if not done:
             typer.echo("The registry held nothing about that address.")
             return
+        if dry_run:
+            typer.echo("Would erase (nothing changed; run without --dry-run to erase):")
         for what, count in summary.items():
             typer.echo(f"{what}: {count}")
 

@@ -74,6 +74,22 @@ def person_export(session: Session, address: str) -> dict[str, object]:
         if address in _addresses(mail.recipients) or address in _addresses(mail.cc)
     ]
     bounces = session.exec(select(BouncingAddress).where(func.lower(BouncingAddress.email) == address)).all()
+    # What forget would purge or redact beyond their own mails: the same predicates as forget's.
+    redactor = person_redactor(address, _names_of(session, address))
+    named_documents, sources = _documents_and_sources_naming(session, redactor, person)
+    from_ids = {mail.id for mail in inbound}
+    naming = [
+        mail
+        for mail in session.exec(select(InboundMail).order_by(col(InboundMail.id))).all()
+        if mail.id not in from_ids and _mail_names_them(mail, redactor, sources)
+    ]
+    outbound_ids = {mail.id for mail in outbound}
+    outbound_naming = [
+        mail
+        for mail in session.exec(select(OutboundMail).order_by(col(OutboundMail.id))).all()
+        if mail.id not in outbound_ids
+        and any(redactor.found_in_text(getattr(mail, a, None)) for a in ("subject", "body_text", "body_html"))
+    ]
     return {
         "email": address,
         "person": {"id": person.id, "email": person.email, "name": person.name} if person else None,
@@ -113,6 +129,23 @@ def person_export(session: Session, address: str) -> dict[str, object]:
             }
             for mail in inbound
             if mail.status == "review"
+        ],
+        "mails_naming": [
+            {
+                "id": mail.id,
+                "subject": mail.subject,
+                "received": mail.received.isoformat(),
+                "status": mail.status,
+                "network": mail.network_key,
+            }
+            for mail in naming
+        ],  # fmt: skip
+        "documents_naming": [
+            {"id": doc.id, "filename": doc.filename, "source_mail_id": doc.source_mail_id} for doc in named_documents
+        ],
+        "outbox_mails_naming": [
+            {"id": mail.id, "subject": mail.subject, "kind": mail.kind, "created": mail.created.isoformat()}
+            for mail in outbound_naming
         ],
         "bouncing": [
             {"first_bounce": b.first_bounce.isoformat(), "last_bounce": b.last_bounce.isoformat()} for b in bounces
@@ -186,6 +219,52 @@ def _decoded_mail_text(raw: bytes) -> str:
         return ""
 
 
+def _documents_and_sources_naming(
+    session: Session, redactor: Redactor, person: Person | None
+) -> tuple[list[Document], set[int]]:
+    """The documents that name the person, and the mails whose original names them where a byte search cannot see
+    it (a zipped .xlsx or .docx, a compressed PDF): the sources of their memberships and of those documents."""
+    sources: set[int] = set()
+    named_documents = [
+        doc
+        for doc in session.exec(select(Document)).all()
+        if redactor.found_in_text(doc.text)
+        or redactor.found_in_bytes(doc.content)
+        or redactor.found_in_text(doc.filename)
+    ]
+    ids = [doc.id for doc in named_documents]
+    sources.update(doc.source_mail_id for doc in named_documents)
+    sources.update(session.exec(select(Minutes.source_mail_id).where(col(Minutes.document_id).in_(ids))).all())
+    sources.update(
+        session.exec(
+            select(DeliverableReceipt.source_mail_id).where(col(DeliverableReceipt.document_id).in_(ids))
+        ).all()
+    )
+    if person is not None:
+        for membership in session.exec(select(Membership).where(Membership.person_id == person.id)).all():
+            sources.add(membership.source_mail_id)
+            member_list = session.get(MemberList, membership.member_list_id)
+            if member_list is not None:
+                sources.add(member_list.source_mail_id)
+    return named_documents, sources
+
+
+MAIL_TEXT_ATTRIBUTES = ("subject", "body_text", "from_name", "reason", "details", "resolution", "message_id")
+
+
+def _raw_names_them(mail: InboundMail, redactor: Redactor, sources: set[int]) -> bool:
+    return mail.raw is not None and (mail.id in sources or redactor.found_in_bytes(mail.raw))
+
+
+def _mail_names_them(mail: InboundMail, redactor: Redactor, sources: set[int]) -> bool:
+    """What forget purges or redacts in a mail: its original, one of its texts or its sender."""
+    return (
+        _raw_names_them(mail, redactor, sources)
+        or any(redactor.found_in_text(getattr(mail, attribute)) for attribute in MAIL_TEXT_ATTRIBUTES)
+        or redactor.found_in_text(mail.from_address)
+    )
+
+
 def forget(session: Session, address: str, today: date | None = None) -> Counter[str]:
     """Erase the person with this address in the caller's transaction; returns what was done (counts only).
 
@@ -197,26 +276,7 @@ def forget(session: Session, address: str, today: date | None = None) -> Counter
     redactor = person_redactor(address, _names_of(session, address))
     from_them_ids = {m.id for m in from_them}
 
-    # Mails whose attachments name them where a byte search cannot see it (a zipped .xlsx or .docx, a compressed
-    # PDF): the sources of their memberships and of the documents that name them lose their bytes too.
-    sources_naming_them: set[int] = set()
-    named_documents = [
-        doc
-        for doc in session.exec(select(Document)).all()
-        if redactor.found_in_text(doc.text)
-        or redactor.found_in_bytes(doc.content)
-        or redactor.found_in_text(doc.filename)
-    ]
-    named_document_ids = [doc.id for doc in named_documents]
-    sources_naming_them.update(doc.source_mail_id for doc in named_documents)
-    sources_naming_them.update(
-        session.exec(select(Minutes.source_mail_id).where(col(Minutes.document_id).in_(named_document_ids))).all()
-    )
-    sources_naming_them.update(
-        session.exec(
-            select(DeliverableReceipt.source_mail_id).where(col(DeliverableReceipt.document_id).in_(named_document_ids))
-        ).all()
-    )
+    named_documents, sources_naming_them = _documents_and_sources_naming(session, redactor, person)
 
     # Memberships stay (counts per municipality and role), without the person.
     if person is not None:
@@ -247,7 +307,7 @@ def forget(session: Session, address: str, today: date | None = None) -> Counter
 
     # Every other mail and document that names them.
     for mail in session.exec(select(InboundMail)).all():
-        named = mail.raw is not None and (mail.id in sources_naming_them or redactor.found_in_bytes(mail.raw))
+        named = _raw_names_them(mail, redactor, sources_naming_them)
         if named:
             mail.raw = None
             if today is not None:
@@ -274,9 +334,18 @@ def forget(session: Session, address: str, today: date | None = None) -> Counter
             member_list.source = redactor.redact(member_list.source)
             done["member lists redacted"] += 1
 
-    # The outbox ledger: their address out of To and Cc, and out of every text.
+    # The outbox ledger: their address out of To and Cc, and out of every text. A mail addressed to them also
+    # greets them by first name ("Hej Sofia!"), which the full-name search cannot see: that mail's texts are
+    # redacted with the first names as well.
+    greeted = person_redactor(address, [*redactor.names, *_first_names(redactor.names)])
     for out in session.exec(select(OutboundMail)).all():
         touched = False
+        to_them = any(
+            normalise(p) == address or redactor.found_in_text(p)
+            for p in f"{out.recipients},{out.cc or ''}".split(",")
+            if p.strip()
+        )
+        text_redactor = greeted if to_them else redactor
         for attribute in ("recipients", "cc"):
             value = getattr(out, attribute)
             parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -290,17 +359,17 @@ def forget(session: Session, address: str, today: date | None = None) -> Counter
                 touched = True
         for attribute in ("subject", "body_text", "body_html", "last_error", "in_reply_to"):
             value = getattr(out, attribute)
-            if isinstance(value, str) and redactor.found_in_text(value):
-                setattr(out, attribute, redactor.redact(value))
+            if isinstance(value, str) and text_redactor.found_in_text(value):
+                setattr(out, attribute, text_redactor.redact(value))
                 touched = True
         # An attached file (the yearly report): a text one is redacted, any other kind dropped (its bytes may hold
         # the name in a form we cannot rewrite safely). getattr: the columns arrive with migration 0005.
         attachment = getattr(out, "attachment", None)
-        if attachment is not None and redactor.found_in_bytes(attachment):
+        if attachment is not None and text_redactor.found_in_bytes(attachment):
             redacted = None
             if str(getattr(out, "attachment_type", "") or "").startswith("text/"):
-                redacted = redactor.redact(attachment.decode("utf-8", "replace")).encode("utf-8")
-            out.attachment = None if redacted is None or redactor.found_in_bytes(redacted) else redacted
+                redacted = text_redactor.redact(attachment.decode("utf-8", "replace")).encode("utf-8")
+            out.attachment = None if redacted is None or text_redactor.found_in_bytes(redacted) else redacted
             touched = True
         if getattr(out, "attachment_name", None) and redactor.found_in_text(out.attachment_name):
             out.attachment_name = redactor.redact(out.attachment_name)
@@ -316,11 +385,16 @@ def forget(session: Session, address: str, today: date | None = None) -> Counter
     return done
 
 
+def _first_names(names: list[str]) -> list[str]:
+    """The first word of each full name ("Sofia" of "Sofia Andersson"), as a greeting uses it."""
+    return [name.split()[0] for name in names if len(name.split()) > 1]
+
+
 def person_redactor(address: str, names: list[str]) -> Redactor:
     return Redactor(normalise(address), names)
 
 
-def forget_in_outbox_directory(directory: Path, redactor: Redactor) -> int:
+def forget_in_outbox_directory(directory: Path, redactor: Redactor, dry_run: bool = False) -> int:
     """Delete the sent-mail files (.eml, and a half-written .tmp) in the directory transport's folder that name the
     person; returns how many. Deleted, not redacted: their name may sit base64-, QP- or RFC 2047-encoded anywhere in
     the bytes, and the outbox ledger (redacted) keeps the record of what was sent."""
@@ -335,7 +409,8 @@ def forget_in_outbox_directory(directory: Path, redactor: Redactor) -> int:
         except FileNotFoundError:  # sent and renamed, or removed, meanwhile
             continue
         if redactor.found_in_bytes(data):
-            path.unlink(missing_ok=True)
+            if not dry_run:
+                path.unlink(missing_ok=True)
             deleted += 1
     return deleted
 
@@ -392,19 +467,30 @@ def compact(engine: Engine) -> None:
 
 
 def forget_person(
-    engine: Engine, address: str, today: date | None = None, outbox_directory: Path | None = None
+    engine: Engine,
+    address: str,
+    today: date | None = None,
+    outbox_directory: Path | None = None,
+    dry_run: bool = False,
 ) -> Counter[str]:
     """Forget in one transaction, then the sent-mail files in `outbox_directory` (the directory transport's, if
-    any), then compact; logs counts only, never the address or the name."""
+    any), then compact; logs counts only, never the address or the name. `dry_run` does the same work in a
+    transaction it rolls back, so what it counts is exactly what forget would do."""
     with Session(engine) as session:
         names = _names_of(session, normalise(address))
         done = forget(session, address, today)
         left = _remaining(session, normalise(address))
-        session.commit()
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
     if outbox_directory is not None:
-        deleted = forget_in_outbox_directory(outbox_directory, person_redactor(address, names))
+        redactor = person_redactor(address, names)
+        deleted = forget_in_outbox_directory(outbox_directory, redactor, dry_run=dry_run)
         if deleted:
             done["outbox files deleted"] += deleted
+    if dry_run:
+        return done
     compact(engine)
     for what, count in sorted(done.items()):
         log.info("forget: %s: %d", what, count)
