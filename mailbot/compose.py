@@ -10,9 +10,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +67,39 @@ def new_message_id(kind: str, domain: str) -> str:
     return message_id
 
 
+class _WirePolicy(EmailPolicy):
+    """policy.SMTP, except that In-Reply-To and References are written as bare msg-ids (RFC 5322 3.6.4), folded
+    only between two ids. The standard policy treats them as unstructured text and turns an id longer than a line
+    (Outlook's are about 80 characters) into an RFC 2047 encoded-word, which no mail client matches to the
+    original, so receipts would not thread."""
+
+    _MSG_ID_FIELDS = frozenset({"in-reply-to", "references"})
+
+    def _fold_ids(self, name: str, value: str) -> str:
+        ids = value.split()
+        lines, line = [], f"{name}:"
+        for token in ids:
+            if len(line) + 1 + len(token) > (self.max_line_length or 998) and line != f"{name}:":
+                lines.append(line)
+                line = ""
+            line += " " + token
+        lines.append(line)
+        return self.linesep.join(lines) + self.linesep
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in self._MSG_ID_FIELDS:
+            return self._fold_ids(name, str(value))
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in self._MSG_ID_FIELDS:
+            return self._fold_ids(name, str(value)).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+WIRE_POLICY = _WirePolicy(linesep="\r\n")  # = policy.SMTP with msg-id headers written as they are
+
+
 def _angle(message_id: str) -> str:
     return f"<{message_id.strip().strip('<>')}>"
 
@@ -90,7 +123,7 @@ def build_message(
         raise UnsafeHeader("a message needs at least one recipient")
     if not _MESSAGE_ID.match(message_id.strip("<>")):
         raise UnsafeHeader(f"not a Message-ID of ours: {message_id!r}")
-    message = EmailMessage(policy=policy.SMTP)  # CRLF and folded header lines, as RFC 5322 wants
+    message = EmailMessage(policy=WIRE_POLICY)  # CRLF and folded header lines, as RFC 5322 wants
     message["From"] = checked_address(sender)
     message["To"] = [checked_address(address) for address in to]
     if cc:

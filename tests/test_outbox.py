@@ -304,6 +304,40 @@ def test_drain_sends_pending_mails_over_one_connection(
     assert drain_outbox(engine, settings_for(server.smtp_settings()), lambda: T0).sent == []
 
 
+@pytest.mark.parametrize(
+    "original",
+    [
+        "AM0PR01MB1234@eurprd01.prod.outlook.com",
+        # Microsoft 365's own form, 84 characters: longer than a header line, so the standard policy would have
+        # written it as an RFC 2047 encoded-word that no mail client matches to the secretary's mail.
+        "GV0P278MB0453C1D2E3F4A5B6C7D8E9F0A1B2C3D4E5F6@GV0P278MB0453.CHEP278.PROD.OUTLOOK.COM",
+    ],
+)
+def test_a_receipt_threads_with_the_mail_it_answers_whatever_the_length_of_its_message_id(
+    original: str, smtp_server: SmtpServerFactory, engine: Engine, registry: Registry
+) -> None:
+    server: SmtpServer = smtp_server("plain")
+    mail_id = inbound_mail(engine)
+    request = ReceiptRequest(
+        mail_id=mail_id, message_id=f"<{original}>", sender_email="anna.svensson@skovde.se",
+        sender_name="Anna Svensson", subject="Protokoll 14/3", received=T0, network_key="grundskola",
+        network_name="Rektorer i grundskolan", kinds=("minutes",), minutes_meeting_date=date(2025, 1, 31),
+    )  # fmt: skip
+    planned = plan_receipt(request, T0, ReceiptSettings(), 0, ["utbildning@skaraborg.se"], set())
+    assert planned is not None
+    queued(engine, registry, [planned])
+
+    assert drain_outbox(engine, settings_for(server.smtp_settings()), lambda: T0).error is None
+
+    (sent,) = server.messages
+    head = sent.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?" not in head.split(b"\r\nIn-Reply-To:", 1)[1].split(b"\r\nAuto-Submitted:", 1)[0]
+    assert f"\r\nIn-Reply-To: <{original}>\r\n".encode() in head
+    assert f"\r\nReferences: <{original}>\r\n".encode() in head
+    message = parsed(sent.raw)
+    assert str(message["In-Reply-To"]) == str(message["References"]) == f"<{original}>"
+
+
 def test_a_cc_gets_the_mail_too(smtp_server: SmtpServerFactory, engine: Engine, registry: Registry) -> None:
     server = smtp_server("plain")
     (planned,) = reminders(registry)
