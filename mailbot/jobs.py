@@ -23,6 +23,7 @@ from mailbot.remind import (
     mailbox_recovered_alert,
     plan_receipt,
     plan_reminders,
+    without_answers_in_review,
 )
 from mailbot.understand.types import MeetingDate
 from registry.domain import MailStatus, Role
@@ -253,8 +254,17 @@ def remind(
             chiefs[network.key] = _addresses(rows, {Role.SCHOOL_CHIEF}) + (
                 [network.school_chief] if network.school_chief else []
             )
+        in_review: dict[str, set[str]] = {}
+        for key, kinds in session.exec(
+            select(InboundMail.network_key, InboundMail.kinds).where(
+                InboundMail.status == MailStatus.REVIEW.value,
+                col(InboundMail.resolved_at).is_(None),
+                col(InboundMail.network_key).is_not(None),
+            )
+        ):
+            in_review.setdefault(key, set()).update(kinds.split(","))
         planned = plan_reminders(
-            rt.registry.networks, findings, presidium, chiefs, outbox.ledger(session), today, rt.settings.reminders,
+            rt.registry.networks, without_answers_in_review(findings, in_review), presidium, chiefs, outbox.ledger(session), today, rt.settings.reminders,
             rt.settings.admin.addresses, bouncing_addresses(session),
         )  # fmt: skip
         networks = {n.key: n for n in rt.registry.networks}

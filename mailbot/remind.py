@@ -193,6 +193,21 @@ def reminder_subject(network: Network, findings: Sequence[Finding]) -> str:
     return f"Påminnelse: {network.name} – {'; '.join(parts)}"
 
 
+_REVIEW_KIND_OBLIGATIONS = {"member_list": ObligationKind.MEMBER_LIST, "meeting_dates": ObligationKind.MEETING_DATES}
+
+
+def without_answers_in_review(findings: Sequence[Finding], in_review: Mapping[str, set[str]]) -> list[Finding]:
+    """The findings to remind of: a network whose member list or dates mail waits in review (`in_review`: network ->
+    kinds of its unresolved review mails) is not reminded of that obligation, a person has it on the desk."""
+    waiting = {
+        (network, _REVIEW_KIND_OBLIGATIONS[kind])
+        for network, kinds in in_review.items()
+        for kind in kinds
+        if kind in _REVIEW_KIND_OBLIGATIONS
+    }
+    return [f for f in findings if (f.network, f.obligation) not in waiting or f.state is State.BREACH]
+
+
 def plan_reminders(
     networks: Sequence[Network],
     findings: Sequence[Finding],

@@ -392,3 +392,20 @@ def test_a_mail_just_inside_the_age_limit_gets_a_receipt() -> None:
 )
 def test_receipt_subject(original: str, subject: str) -> None:
     assert receipt_subject(original) == subject
+
+
+def test_a_network_whose_dates_mail_waits_in_review_is_not_reminded_of_its_dates() -> None:
+    from mailbot.remind import without_answers_in_review
+    from registry.domain import ObligationKind, State
+    from registry.facts import Finding
+
+    def item(network: str, obligation: ObligationKind, state: State = State.OVERDUE) -> Finding:
+        return Finding(network, obligation, state, None, "", f"{network}:{obligation.value}:2025")
+
+    findings = [
+        item("skis", ObligationKind.MEETING_DATES),
+        item("skis", ObligationKind.MEMBER_LIST),
+        item("vux", ObligationKind.MEETING_DATES),
+    ]
+    kept = without_answers_in_review(findings, {"skis": {"meeting_dates"}, "vux": {"minutes"}})
+    assert [f.id for f in kept] == ["skis:member_list:2025", "vux:meeting_dates:2025"]

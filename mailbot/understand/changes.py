@@ -21,7 +21,7 @@ CANCEL_WORDS = re.compile(
 )
 MOVE_WORDS = re.compile(
     r"\b(flyttas|flyttar\s+vi|flyttat|flyttad|flyttade|ändrat\s+datum|ändrad\s+tid|nytt\s+datum|byter\s+datum|"
-    r"ändras\s+till|skjuts\s+upp|tidigareläggs|senareläggs|blir\s+i\s*stället|blir\s+istället)\b",
+    r"ändras\s+till|skjuts\s+upp|tidigareläggs|senareläggs|blir\s+i\s*stället|blir\s+istället|ska\s+vara|skulle\s+vara)\b",
     re.IGNORECASE,
 )
 # "samma tid och plats", "som vanligt", "fortfarande Falköping" after a new date is not a new place.
@@ -154,8 +154,18 @@ def find_changes(
     return ChangeResult(tuple(changes), tuple(problems), tuple(lines))
 
 
+_BARE_WEEK = re.compile(r"(?<![^\W\d_])(?:v\.?|vecka|veckan)\s*(\d{1,2})(?!\d)", re.IGNORECASE)
+
+
 def _months_named(text: str, known: Sequence[KnownMeeting], context: date) -> list[KnownMeeting]:
+    """The known meetings of the months ("Mötet i maj") or ISO weeks ("v. 46") the text names."""
     found: list[KnownMeeting] = []
+    for match in _BARE_WEEK.finditer(text):
+        week = int(match.group(1))
+        for meeting in known:
+            iso = meeting.date.isocalendar()
+            if iso.week == week and abs((meeting.date - context).days) < 300 and meeting not in found:
+                found.append(meeting)
     for match in _MONTH_MENTION.finditer(text):
         name = (match.group(1) or match.group(2)).lower()
         for meeting in _month_meeting(MONTHS[name], known, context):

@@ -85,6 +85,8 @@ _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("week", re.compile(rf"{_WEEKDAY},?\s+(?:i\s+|på\s+)?{_WEEK}(?:\s*,?\s*{_FOUR_DIGIT_YEAR})?", _FLAGS)),
     # "v.12 fredag", "vecka 12, fredag"
     ("week", re.compile(rf"{_WEEK}\s*,?\s*(?:på\s+)?{_WEEKDAY}(?:\s*,?\s*{_FOUR_DIGIT_YEAR})?", _FLAGS)),
+    # "v. 37 (fredag)"
+    ("week", re.compile(rf"{_WEEK}\s*\(\s*{_WEEKDAY}\s*\)", _FLAGS)),
     # "2025-03-14", "2025/3/14", "fredag 2025-03-14"
     (
         "iso",
@@ -296,6 +298,7 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
     exist ("31/2") becomes a problem instead. `period_heading` ("VT 2026", "2026") is the period the subject or
     a file name names: it gives the year to the dates until the text's own headings say otherwise.
     """
+    text = _weeks_with_the_stated_weekday(text)
     found: list[_Found] = []
     problems: list[str] = []
     heading: _Heading | None = _heading_from(period_heading, None) if period_heading else None
@@ -542,6 +545,23 @@ def _spoken(day: date) -> str:
     return f"{day.day} {_MONTH_NAMES[day.month - 1]} {day.year}"
 
 
+_GENERAL_WEEKDAY = re.compile(r"\b(måndagar|tisdagar|onsdagar|torsdagar|fredagar)(?:na)?\b", _FLAGS)
+_BARE_WEEK = re.compile(
+    r"(?<![^\W\d_])(?:v\.?|vecka|veckan)\s*\d{1,2}(?!\d)(?!\s*[,(]?\s*(?:på\s+)?(?:mån|tis|ons|tor|fre|lör|sön))",
+    _FLAGS,
+)
+
+
+def _weeks_with_the_stated_weekday(text: str) -> str:
+    """ "Alla fredagar kl 13–15.30: v. 37 Karlsborg, v. 41 Lidköping": a text that states one weekday for all its
+    meetings gives it to the bare week numbers. A text stating none (or several) leaves them as they are, unread."""
+    stated = {match.group(1).lower()[:-2] for match in _GENERAL_WEEKDAY.finditer(text)}
+    if len(stated) != 1:
+        return text
+    weekday = stated.pop()
+    return _BARE_WEEK.sub(lambda match: f"{match.group(0)} {weekday}", text)
+
+
 def _heading_from(line: str, current: _Heading | None) -> _Heading | None:
     """The year heading in force after `line`."""
     if match := _SCHOOL_YEAR.search(line):
@@ -679,12 +699,19 @@ def _clock(hour: str, minute: str | None) -> time | None:
 def _place_after(tail: str, after_time: bool) -> str | None:
     """The place in the text after a date (and its time), when a separator or a keyword announces it."""
     text = tail.strip()
+    # "14/3 kl 9-12 (Mariestad)", "(Skövde, Kulturhuset)": a place in parentheses right after the date or time.
+    if (parenthesis := re.fullmatch(r"\(\s*([A-ZÅÄÖ][^()]{1,60}?)\s*\)[\s.,;]*", text)) is not None:
+        return _clean_place(parenthesis.group(1))
     announced = after_time and text[:1].isupper()
     if separator := _PLACE_SEPARATOR.match(text):
         text, announced = text[separator.end() :], True
     if keyword := _PLACE_KEYWORD.match(text):
         text, announced = text[keyword.end() :], True
     if not announced:
+        # "v. 37 fredag Karlsborg", "14/3 Skövde Kulturhuset": a tail of capitalised words only (a name, not a
+        # sentence) is the place; "14/3 Mötet börjar …" is not.
+        if re.fullmatch(r"[A-ZÅÄÖ][\wåäöé]+(?:(?:\s*[,–-]\s*|\s+)[A-ZÅÄÖ][\wåäöé]+){0,3}\.?", text):
+            return _clean_place(text.rstrip("."))
         return None
     return _clean_place(text)
 

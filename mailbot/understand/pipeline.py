@@ -323,6 +323,15 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
             result = date_parser.parse_meeting_dates("\n".join(lines), context_day)
             meeting_dates = tuple(item for item in result.dates if item.date > context_day)
             date_problems = tuple(result.problems)
+            presidium = network is not None and (
+                _is_admin(sender, ctx) or any(role.is_presidium for role in _roles(sender, network.key, ctx))
+            )
+            if meeting_dates and not presidium and ctx.assigned_network is None:
+                # Minutes from a member are welcome; the next meeting they mention is the presidium's to announce.
+                reasons.append(
+                    "the next meeting the minutes mention is not recorded: the sender is not in the presidium"
+                )
+                meeting_dates, date_problems = (), ()
             if meeting_dates:
                 kinds.add(MailKind.MEETING_DATES)
     if date_problems and (meeting_dates or MailKind.MEETING_DATES in declared):
