@@ -121,7 +121,7 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-_MUNICIPALITY_SUFFIX = re.compile(r"\s*(kommuns?|stad|kommunforbund)$")
+_MUNICIPALITY_SUFFIX = re.compile(r"\s+(kommuns?|stad|kommunforbund)$")  # "Mariestad" is not "Marie" + stad
 
 
 class MunicipalityIndex:

@@ -264,3 +264,13 @@ def test_find_all(registry: Registry) -> None:
     assert index.find_all("Närvarande: Hjo, Skovde och Falköpings kommun") == ("Falköping", "Hjo", "Skövde")
     assert index.find_all("ingen kommun här") == ()
     assert index.federation_domains == ("skaraborg.se",)
+
+
+def test_a_first_name_is_not_a_municipality() -> None:
+    from registry.config import load_registry
+    from registry.paths import config_dir
+
+    index = load_registry(config_dir()).municipality_index()
+    # "Mariestad" less a "stad" suffix is "Marie": a person named Marie is not from Mariestad.
+    assert index.match_name("Marie") is None
+    assert index.match_name("Mariestad") == "Mariestad" and index.match_name("Skövde stad") == "Skövde"

@@ -151,7 +151,15 @@ def find_changes(
             problems.append(f"a cancellation names a month with several meetings: {sentence!r}")
         else:
             problems.append(f"a meeting is cancelled but it is not clear which one: {sentence!r}")
-    return ChangeResult(tuple(changes), tuple(problems), tuple(lines))
+    # "47 | fredag 21/11 | INSTÄLLT" and "Träffen 21/11 flyttas till 28/11" say one thing: the move.
+    moved = {c.old_date for c in changes if c.action == "move"}
+    unique: list[MeetingChange] = []
+    for change in changes:
+        if change.action == "cancel" and change.old_date in moved:
+            continue
+        if all((c.action, c.old_date, c.new) != (change.action, change.old_date, change.new) for c in unique):
+            unique.append(change)
+    return ChangeResult(tuple(unique), tuple(problems), tuple(lines))
 
 
 _BARE_WEEK = re.compile(r"(?<![^\W\d_])(?:v\.?|vecka|veckan)\s*(\d{1,2})(?!\d)", re.IGNORECASE)

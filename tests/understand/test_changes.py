@@ -50,3 +50,9 @@ def test_cancellation_of_a_meeting_never_announced_keeps_its_date():
 
 def test_ordinary_text_changes_nothing():
     assert find_changes("Vi ses fredag 14/3 kl 9 i Skövde.", SENT, KNOWN).changes == ()
+
+
+def test_a_table_row_marked_cancelled_and_the_sentence_moving_it_are_one_move():
+    text = "47 | fredag 21/11 | 13.00-16.00 | INSTÄLLT\nTräffen 21/11 flyttas alltså till fredag 28/11."
+    (change,) = find_changes(text, date(2025, 11, 3), (KnownMeeting(date(2025, 11, 21), time(13, 0)),)).changes
+    assert (change.action, change.old_date) == ("move", date(2025, 11, 21))
