@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,17 +17,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
+from mailbot.reader import Outcome, Reader, ReadJob, budgeted_reader
 from mailbot.settings import Settings
 from mailbot.sources import MailSource, RawMail
 from mailbot.understand.authentication import AuthenticationPolicy
 from mailbot.understand.changes import KnownMeeting
-from mailbot.understand.decode import parse_mail
-from mailbot.understand.pipeline import Context, SenderRole, Understanding, understand
+from mailbot.understand.identity import Identity, read_identity
+from mailbot.understand.pipeline import Context, SenderRole, Understanding
 from mailbot.understand.types import ParsedMail
 from registry import record
 from registry.config import Registry
 from registry.domain import MailKind, MailStatus, MeetingStatus, Role
 from registry.models import InboundMail, MailboxState, Meeting, MemberList, Membership, OutboundMail, Person
+from registry.models_ops import MailAttempt
 
 log = logging.getLogger("mailbot.intake")
 
@@ -60,6 +62,8 @@ class Intake:
     # Called inside each registered mail's transaction (the outbox queues its receipt there).
     on_recorded: Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None] | None = None
     _memberships: dict[date, tuple[dict[str, tuple[SenderRole, ...]], frozenset[str]]] = field(default_factory=dict)
+    # Reads each mail; default: the budgeted worker process of settings.reader (unit tests may pass InProcessReader).
+    _reader: Reader | None = None
 
     # -- the registry's knowledge, as plain values for the pure core ---------------------------------
 
@@ -86,7 +90,7 @@ class Intake:
         self._memberships[day] = result
         return result
 
-    def context(self, session: Session, mail: ParsedMail, arrival: datetime, **assigned: object) -> Context:
+    def context(self, session: Session, mail: ParsedMail | Identity, arrival: datetime, **assigned: object) -> Context:
         memberships, with_list = self.memberships_on(session, arrival.astimezone(self.tz).date())
         referenced = [mid for mid in [mail.in_reply_to, *mail.references] if mid]
         own: dict[str, str | None] = {}
@@ -156,8 +160,7 @@ class Intake:
                 last_uid = 0
         for batch in source.fetch_after(last_uid):
             marks: dict[str, list[int]] = {}
-            for raw in batch:
-                status = self.record_mail(raw, uidvalidity, now, report)
+            for raw, status in zip(batch, self.record_mails(batch, uidvalidity, now, report), strict=True):
                 keyword = self._keyword(status)
                 if keyword and keyword not in raw.flags:
                     marks.setdefault(keyword, []).append(raw.uid)
@@ -234,6 +237,27 @@ class Intake:
 
     def record_mail(self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport) -> str:
         """Record one mail exactly once; returns its status. A mail that breaks any step goes to review."""
+        return next(iter(self.record_mails([raw], uidvalidity, now, report)))
+
+    def record_mails(
+        self, raws: Iterable[RawMail], uidvalidity: int, now: datetime, report: PassReport
+    ) -> Iterator[str]:
+        """Record each mail exactly once, in order; yields each one's status. Each mail is read by the reader
+        (on a worker process with a budget) between its attempt's commit and its own transaction."""
+        prepared = (self._prepare(raw, uidvalidity, now, report) for raw in raws)
+        for item, outcome in self.reader().read_many(prepared):
+            yield self._record(item, outcome, uidvalidity, now, report)
+
+    def reader(self) -> Reader:
+        if self._reader is None:
+            budget = self.settings.reader
+            self._reader = budgeted_reader(budget.timeout_seconds, budget.memory_mb)
+        return self._reader
+
+    def _prepare(
+        self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport
+    ) -> tuple[_Prepared, ReadJob | None]:
+        """What the main process knows of a mail before it is read, and the job for the reader (None: not read)."""
         data = raw.raw or b""
         # An over-size mail is not downloaded; its identity is its place in the mailbox.
         digest = (
@@ -242,46 +266,106 @@ class Intake:
             else record.sha256(f"oversize:{raw.folder}:{uidvalidity}:{raw.uid}:{raw.size}".encode())
         )
         with Session(self.engine) as session:
-            existing = session.exec(select(InboundMail).where(InboundMail.sha256 == digest)).first()
+            existing = session.exec(select(InboundMail.status).where(InboundMail.sha256 == digest)).first()
             if existing is not None:
                 self._advance(session, raw.folder, uidvalidity, raw.uid)
                 session.commit()
-                report.already_recorded += 1
-                return existing.status
-            parsed = parse_mail(data)
-            arrival = _arrival(parsed, raw, now)
+                return _Prepared(raw, digest, None, now, existing), None
+            identity = read_identity(raw.raw if raw.raw is not None else raw.header)
+            arrival = _arrival(identity.date, raw, now)
+            limit = self.settings.imap.max_message_bytes
+            if raw.size > limit or raw.raw is None:
+                reason = (
+                    f"over-size mail ({raw.size} bytes, limit {limit}, imap.max_message_bytes): recorded without "
+                    f"its content, attachments not read; the original is still in the mailbox, folder "
+                    f"{raw.folder!r}, UID {raw.uid}: open it there in a mail client"
+                )
+                return _Prepared(raw, digest, identity, arrival, None, reason), None
+            attempts = self._attempt(session, digest, raw, now)
+            if attempts > self.settings.reader.max_attempts:
+                reason = (
+                    f"quarantined: reading this mail stopped the whole service {attempts - 1} times (killed by the "
+                    "system, most likely out of memory, or a crash); kept verbatim, not read again"
+                )
+                log.warning("message-id=%s: %s", identity.message_id, reason)
+                return _Prepared(raw, digest, identity, arrival, None, reason), None
+            context = self.context(session, identity, arrival)
+        return _Prepared(raw, digest, identity, arrival), ReadJob(data, context, arrival)
+
+    def _attempt(self, session: Session, digest: str, raw: RawMail, now: datetime) -> int:
+        """Count one more reading of the mail, committed before it starts; returns the count with this one."""
+        attempt = session.get(MailAttempt, digest) or MailAttempt(sha256=digest, folder=raw.folder, uid=raw.uid)
+        attempt.attempts += 1
+        attempt.last_attempt = now
+        session.add(attempt)
+        try:
+            session.commit()
+        except IntegrityError:  # another worker started the same mail at the same moment
+            session.rollback()
+            attempt = session.get(MailAttempt, digest)
+            return attempt.attempts if attempt is not None else 1
+        return attempt.attempts
+
+    def _record(
+        self, item: _Prepared, outcome: Outcome | None, uidvalidity: int, now: datetime, report: PassReport
+    ) -> str:
+        raw, digest, identity = item.raw, item.digest, item.identity
+        if item.recorded is not None:
+            report.already_recorded += 1
+            return item.recorded
+        assert identity is not None
+        parsed = outcome.parsed if outcome is not None else None
+        understanding = outcome.understanding if outcome is not None else None
+        unread_reason = item.unread_reason or (outcome.failure if outcome is not None else None)
+        if unread_reason is not None or parsed is None or understanding is None:
+            parsed, understanding = _unread(identity), None
+            unread_reason = unread_reason or "the reader returned nothing"
+        arrival = item.arrival
+        with Session(self.engine) as session:
             mail = InboundMail(
                 sha256=digest,
-                message_id=parsed.message_id,
+                # The raw header block names the mail when the full parse could not (2,000 MIME levels deep).
+                message_id=parsed.message_id or identity.message_id,
                 folder=raw.folder,
                 uidvalidity=uidvalidity,
                 uid=raw.uid,
                 raw=raw.raw,
-                size=raw.size or len(data),
-                from_address=parsed.sender_email,
-                from_name=parsed.sender_name,
-                subject=parsed.subject or "",
+                size=raw.size or len(raw.raw or b""),
+                from_address=parsed.sender_email or identity.sender_email,
+                from_name=parsed.sender_name or identity.sender_name,
+                subject=(parsed.subject or identity.subject or "")[:10_000],
                 body_text=parsed.body_text[:100_000],
                 received=arrival,
                 first_seen=now,
                 status=MailStatus.REVIEW.value,
                 kinds=MailKind.OTHER.value,
             )
-            try:
-                with session.begin_nested():
-                    understanding = self._understand_and_record(session, mail, parsed, raw, arrival, now)
-            except DBAPIError:
-                raise  # the database itself failed: stop the pass, nothing is marked done, the next pass retries
-            except Exception as error:  # a poison mail: keep it verbatim, ask a person, go on with the next
-                log.exception("message-id=%s: could not be processed; sent to review", parsed.message_id)
-                mail.id = None
-                mail.status = MailStatus.REVIEW.value
-                mail.kinds = MailKind.OTHER.value
-                mail.network_key = None
-                mail.reason = f"internal error while processing: {type(error).__name__}: {error}"[:2000]
-                mail.details = ""
+            if unread_reason is not None:
+                mail.reason = unread_reason[:2000]
+                mail.details = json.dumps({"reasons": [], "unread": True}, ensure_ascii=False)
                 session.add(mail)
+                log.warning("message-id=%s: not read: %s", mail.message_id, unread_reason)
                 understanding = None
+            else:
+                assert understanding is not None
+                try:
+                    with session.begin_nested():
+                        self._record_understanding(session, mail, parsed, understanding, arrival, now)
+                except DBAPIError:
+                    raise  # the database itself failed: stop the pass, nothing is marked done, the next pass retries
+                except Exception as error:  # a poison mail: keep it verbatim, ask a person, go on with the next
+                    log.exception("message-id=%s: could not be processed; sent to review", mail.message_id)
+                    mail.id = None
+                    mail.status = MailStatus.REVIEW.value
+                    mail.kinds = MailKind.OTHER.value
+                    mail.network_key = None
+                    mail.reason = f"internal error while processing: {type(error).__name__}: {error}"[:2000]
+                    mail.details = ""
+                    session.add(mail)
+                    understanding = None
+            attempt = session.get(MailAttempt, digest)
+            if attempt is not None:
+                session.delete(attempt)
             self._advance(session, raw.folder, uidvalidity, raw.uid)
             try:
                 session.commit()
@@ -313,18 +397,10 @@ class Intake:
                 self._memberships.clear()
             return mail.status
 
-    def _understand_and_record(
-        self, session: Session, mail: InboundMail, parsed: ParsedMail, raw: RawMail, arrival: datetime, now: datetime,
-        **assigned: object,
-    ) -> Understanding:  # fmt: skip
-        limit = self.settings.imap.max_message_bytes
-        if raw.size > limit or raw.raw is None:
-            understanding = Understanding(
-                MailStatus.REVIEW, (MailKind.OTHER,), sender=parsed.sender_email,
-                review_reason=f"over-size mail ({raw.size} bytes, limit {limit}): kept, attachments not read",
-            )  # fmt: skip
-        else:
-            understanding = understand(parsed, self.context(session, parsed, arrival, **assigned), arrival)
+    def _record_understanding(
+        self, session: Session, mail: InboundMail, parsed: ParsedMail, understanding: Understanding,
+        arrival: datetime, now: datetime,
+    ) -> None:  # fmt: skip
         mail.status = understanding.status.value
         mail.kinds = ",".join(k.value for k in understanding.kinds)
         mail.network_key = understanding.network
@@ -335,12 +411,36 @@ class Intake:
         mail.details = json.dumps(details, ensure_ascii=False, default=str)
         if self.on_recorded is not None:
             self.on_recorded(session, mail, parsed, understanding, now)
-        return understanding
 
 
-def _arrival(parsed: ParsedMail, raw: RawMail, now: datetime) -> datetime:
+@dataclass(frozen=True)
+class _Prepared:
+    raw: RawMail
+    digest: str
+    identity: Identity | None  # None when the mail is already recorded
+    arrival: datetime
+    recorded: str | None = None  # the status of the mail already recorded
+    unread_reason: str | None = None  # recorded unread in review (over-size, quarantined)
+
+
+def _unread(identity: Identity) -> ParsedMail:
+    return ParsedMail(
+        message_id=identity.message_id,
+        in_reply_to=identity.in_reply_to,
+        references=identity.references,
+        subject=identity.subject,
+        sender_name=identity.sender_name,
+        sender_email=identity.sender_email,
+        to=(),
+        date=identity.date,
+        headers=(),
+        body_text="",
+    )
+
+
+def _arrival(sent: datetime | None, raw: RawMail, now: datetime) -> datetime:
     """When the mail reached the mailbox: its Date, unless missing or absurd, then INTERNALDATE, then now."""
-    candidates = [parsed.date, raw.internal_date]
+    candidates = [sent, raw.internal_date]
     for moment in candidates:
         if moment is not None and moment.tzinfo is not None and moment <= now + timedelta(days=1):
             return moment.astimezone(UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from mailbot.intake import Intake
-from mailbot.sources import RawMail
-from mailbot.understand.decode import parse_mail
+from mailbot.reader import ReadJob
+from mailbot.understand.identity import read_identity
 from registry.domain import MailKind, MailStatus
 from registry.errors import ExpectedError
 from registry.models import InboundMail
@@ -48,14 +48,17 @@ def resolve_review(
             why = purge_note(mail.details) or "not stored (over the size limit)"
             raise ReviewError(f"mail {mail_id} cannot be processed: its original was {why}; dismiss it instead")
         intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz)
-        parsed = parse_mail(mail.raw)
-        raw = RawMail(folder=mail.folder, uidvalidity=mail.uidvalidity, uid=mail.uid, raw=mail.raw, size=len(mail.raw),
-                      internal_date=mail.received, flags=())  # fmt: skip
+        context = intake.context(
+            session, read_identity(mail.raw), mail.received, assigned_network=network, assigned_kinds=assigned_kinds
+        )
+        # The same budgeted reader as the intake: a poison mail cannot hang the admin's command either.
+        ((_, outcome),) = intake.reader().read_many([(mail_id, ReadJob(mail.raw, context, mail.received))])
+        if outcome is None or outcome.parsed is None or outcome.understanding is None:
+            why = outcome.failure if outcome is not None else "the reader returned nothing"
+            raise ReviewError(f"mail {mail_id} cannot be read: {why}; dismiss it instead")
+        understanding = outcome.understanding
         with session.begin_nested():
-            understanding = intake._understand_and_record(
-                session, mail, parsed, raw, mail.received, now,
-                assigned_network=network, assigned_kinds=assigned_kinds,
-            )  # fmt: skip
+            intake._record_understanding(session, mail, outcome.parsed, understanding, mail.received, now)
         if understanding.status is not MailStatus.REGISTERED:
             session.rollback()
             raise ReviewError(

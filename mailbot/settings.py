@@ -151,6 +151,14 @@ class MonitoringSettings(BaseModel):
     ping_timeout: float = Field(10.0, gt=0)
 
 
+class ReaderSettings(BaseModel):
+    """The budget of reading and understanding one mail, enforced on a separate worker process."""
+
+    timeout_seconds: float = Field(60.0, gt=0)  # wall clock per mail; the worker is killed and replaced past it
+    memory_mb: int = Field(512, ge=64)  # RLIMIT_AS of the worker process
+    max_attempts: int = Field(2, ge=1)  # readings that never finished (the service died) before quarantine
+
+
 class LoggingSettings(BaseModel):
     format: Literal["text", "json"] = "text"  # json: one JSON object per line (--log-format overrides)
 
@@ -170,6 +178,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     logging: LoggingSettings = LoggingSettings()
+    reader: ReaderSettings = ReaderSettings()
     config_dir: Path | None = None  # networks.toml and municipalities.toml; default: the bundled config/
     maildir: Path | None = None  # read a local Maildir instead of IMAP (the embedded default)
 

@@ -54,6 +54,7 @@ class RawMail:
     size: int
     internal_date: datetime | None  # aware, UTC
     flags: tuple[str, ...]
+    header: bytes | None = None  # the header block alone, for an over-size message (its identity)
 
 
 class MailSource(Protocol):
@@ -313,6 +314,12 @@ class ImapSource(MailSource):
                 for uid, data in client.fetch(group, [b"BODY.PEEK[]"]).items():
                     if b"BODY[]" in data:
                         bodies[uid] = bytes(data[b"BODY[]"])
+            headers: dict[int, bytes] = {}
+            if oversize := [uid for uid in uids if uid in sizes and uid not in wanted]:
+                # An over-size mail is not downloaded, but its header block names it (Message-ID, From, Subject).
+                for uid, data in client.fetch(oversize, [b"BODY.PEEK[HEADER]"]).items():
+                    if b"BODY[HEADER]" in data:
+                        headers[uid] = bytes(data[b"BODY[HEADER]"])[:262_144]
         mails: list[RawMail] = []
         for uid in uids:
             if uid not in sizes or (uid in wanted and uid not in bodies):
@@ -326,6 +333,7 @@ class ImapSource(MailSource):
                     uid=uid,
                     raw=bodies.get(uid),
                     size=sizes[uid],
+                    header=headers.get(uid),
                     internal_date=internal_date.astimezone(UTC) if isinstance(internal_date, datetime) else None,
                     # \Recent is per session and gone in RFC 9051: it would make flags differ by who read first.
                     flags=tuple(_text(flag) for flag in data.get(b"FLAGS", ()) if flag != b"\\Recent"),
@@ -566,6 +574,10 @@ class MaildirSource(MailSource):
         try:
             stat = entry.path.stat()
             raw = entry.path.read_bytes() if stat.st_size <= self.max_message_bytes else None
+            header = None
+            if raw is None:
+                with entry.path.open("rb") as file:
+                    header = file.read(262_144)  # read_identity stops at the end of the header block
         except OSError as error:
             raise SourceError(f"cannot read {entry.path}: {describe(error)}") from None
         flags = entry.info[2:] if entry.info.startswith("2,") else ""
@@ -578,6 +590,7 @@ class MaildirSource(MailSource):
             # A Maildir's delivery time is the file's mtime (Dovecot uses it as INTERNALDATE too).
             internal_date=datetime.fromtimestamp(stat.st_mtime, UTC),
             flags=tuple(_MAILDIR_FLAGS[letter] for letter in sorted(flags) if letter in _MAILDIR_FLAGS),
+            header=header,
         )
 
     def mark(self, uids: Sequence[int], keyword: str) -> None:

@@ -1,4 +1,4 @@
-"""Operational tables (not registry facts): the worker lease. Kept apart from models.py.
+"""Operational tables (not registry facts): the worker lease and unfinished mail readings. Kept apart from models.py.
 
 Portable SQL only (SQLite and PostgreSQL). Created by migration 0003_worker_lease.
 """
@@ -18,3 +18,18 @@ class WorkerLease(SQLModel, table=True):
     holder: str = Field(max_length=255)  # hostname:pid:uuid of the process that holds it
     acquired_at: datetime  # when this holder took it over (unchanged by renewals), UTC
     expires_at: datetime  # UTC; after this moment any other process may take it over
+
+
+class MailAttempt(SQLModel, table=True):
+    """A mail whose reading has started but not finished (quarantine of poison mail, migration 0008).
+
+    Committed before the mail is read and deleted in the transaction that records it: a row that outlives its
+    pass means the whole service died while reading that mail (out-of-memory killer, a crash, power loss).
+    """
+
+    __tablename__ = "mail_attempt"
+    sha256: str = Field(primary_key=True, max_length=64)  # the same key as inbound_mail.sha256
+    folder: str = Field(max_length=255)
+    uid: int
+    attempts: int = 0
+    last_attempt: datetime  # UTC

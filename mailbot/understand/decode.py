@@ -48,6 +48,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
 def _parse_safely(raw: bytes, depth: int) -> ParsedMail:
     try:
         return _parse_bytes(raw, depth)
+    except MemoryError:
+        raise  # over the reader's memory budget: mailbot.reader reports it, never a defect
     except Exception as error:  # parse_mail's promise; the error is kept as a defect
         return _empty_mail([f"the mail could not be read at all: {error!r}"])
 
@@ -467,6 +469,8 @@ class _MimeWalker:
     def _tnef(self, data: bytes, filename: str | None) -> None:
         try:
             tnef = TNEF(data, do_checksum=False)
+        except MemoryError:
+            raise  # over the reader's memory budget: mailbot.reader reports it, never a defect
         except Exception as error:  # tnefparse fails in many ways on damaged files
             self.defects.append(f"winmail.dat could not be read ({error!r}); it is kept as a file")
             self.attachments.append(Attachment(filename or "winmail.dat", "application/ms-tnef", data))

@@ -52,6 +52,8 @@ def extract_text(attachment: Attachment) -> tuple[str | None, str | None]:
             text = _decode(attachment.payload)
     # python-docx, openpyxl and pypdf raise many unrelated types (KeyError, XML errors, zlib errors,
     # struct errors) on damaged files; a damaged attachment is expected input, so it becomes a problem.
+    except MemoryError:
+        raise  # over the reader's memory budget: mailbot.reader reports it, never a defect
     except Exception as error:  # noqa: BLE001
         log.info("attachment %r unreadable as %s: %s", attachment.filename, kind, error)
         return None, _DAMAGED.get(kind, "filen kunde inte läsas")
@@ -77,6 +79,8 @@ def read_table_rows(attachment: Attachment) -> list[list[list[str]]] | None:
             tables = _docx_tables(attachment.payload)
         else:
             tables = [_csv_rows(_decode(attachment.payload))]
+    except MemoryError:
+        raise  # over the reader's memory budget: mailbot.reader reports it, never a defect
     except Exception as error:  # noqa: BLE001  (see extract_text: damaged files raise anything)
         log.info("attachment %r has no readable tables: %s", attachment.filename, error)
         return None
@@ -153,6 +157,8 @@ def _pdf_text(payload: bytes) -> tuple[str | None, str | None]:
         try:
             if not reader.decrypt(""):
                 return None, NO_PDF_TEXT
+        except MemoryError:
+            raise  # over the reader's memory budget: mailbot.reader reports it, never a defect
         except Exception as error:  # noqa: BLE001  (pypdf raises its own and crypto errors alike)
             log.info("encrypted PDF not decryptable: %s", error)
             return None, NO_PDF_TEXT

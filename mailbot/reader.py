@@ -1,0 +1,261 @@
+"""Reading and understanding mail on a worker process with a budget: a poison mail never stops the intake.
+
+The main process keeps the database, the mailbox and the exactly-once bookkeeping; a `Reader` turns a mail's raw
+bytes and a plain `Context` into a `ParsedMail` and an `Understanding` (picklable values) on a worker process:
+
+- wall clock: the parent waits `timeout` seconds; past it the worker is killed and replaced;
+- memory: the worker runs under RLIMIT_AS = `memory_mb`; an allocation past it is a MemoryError in the worker
+  (reported), and a worker that dies of it (or of anything else: a crash in a C extension) is replaced;
+- whatever happens, `read_many` yields one `Outcome` per job, in the order of the jobs, with a reason an admin
+  understands when the mail could not be read.
+
+`read_many(items)` takes an iterable of (tag, job or None) and yields (tag, outcome or None) in the same order;
+None passes through unread (a mail already recorded, an over-size one, a quarantined one). It pulls at most
+`workers` jobs ahead of what it has yielded, so a caller that prepares each job lazily (its context from the
+registry as it is then) sees the registry of everything yielded before minus at most `workers - 1` mails.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import resource
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Generic, Protocol, TypeVar
+
+from mailbot.understand.pipeline import Context, Understanding
+from mailbot.understand.types import ParsedMail
+
+log = logging.getLogger("mailbot.reader")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReadJob:
+    raw: bytes
+    context: Context
+    arrival: datetime  # aware
+
+
+@dataclass(frozen=True)
+class Outcome:
+    parsed: ParsedMail | None
+    understanding: Understanding | None
+    failure: str | None = None  # English, for an admin: why the mail could not be read
+    seconds: float = 0.0
+
+
+def read_mail(job: ReadJob) -> Outcome:
+    """Parse and understand one mail (the worker's function; also the in-process path of the unit tests)."""
+    from mailbot.understand.decode import parse_mail
+    from mailbot.understand.pipeline import understand
+
+    started = time.perf_counter()
+    try:
+        parsed = parse_mail(job.raw)
+        understanding = understand(parsed, job.context, job.arrival)
+        return Outcome(parsed, understanding, None, time.perf_counter() - started)
+    except MemoryError:
+        return Outcome(None, None, "memory", time.perf_counter() - started)
+    except RecursionError:
+        return Outcome(None, None, "internal error while processing: RecursionError: the mail is nested too deeply")
+    except Exception as error:  # noqa: BLE001  (a bug on one mail: reported, the pass goes on)
+        log.error("reader failed: %s", "".join(traceback.format_exception(error))[-4000:])
+        return Outcome(None, None, f"internal error while processing: {type(error).__name__}: {error}"[:2000])
+
+
+class Reader(Protocol):
+    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]: ...
+
+
+class InProcessReader:
+    """No budget: for pure unit tests only (the intake of `mailbot poll`/`run`/`demo` uses BudgetedReader)."""
+
+    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]:
+        for tag, job in items:
+            yield tag, (read_mail(job) if job is not None else None)
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    """The worker's whole address space is capped; it is niced below the main process."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    try:
+        os.nice(5)
+    except OSError:
+        pass
+
+
+def _serve(connection: Connection, memory_bytes: int) -> None:
+    """The worker process: read jobs until the main process goes away (EOF, also when it was SIGKILLed)."""
+    _limit_memory(memory_bytes)
+    while True:
+        try:
+            job = connection.recv()
+        except MemoryError:  # the job itself did not fit in the budget
+            outcome = Outcome(None, None, "memory")
+        except (EOFError, OSError):
+            return
+        else:
+            outcome = read_mail(job)
+            del job
+        try:
+            try:
+                connection.send(outcome)
+            except MemoryError:
+                connection.send(Outcome(None, None, "memory"))
+        except (OSError, ValueError):
+            return
+
+
+class _Worker:
+    def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
+        parent, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, memory_bytes), name="mailbot-reader", daemon=True)
+        self.process.start()
+        child.close()
+        self.connection = parent
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.connection.close()
+
+
+@dataclass
+class _Pending(Generic[T]):
+    tag: T
+    worker: _Worker | None
+    started: float
+
+
+class BudgetedReader:
+    """Reads each mail on a worker process under a wall-clock and a memory budget; a small supervisor of its own
+    (pebble's pool stops for good when a worker dies of MemoryError while it receives a task)."""
+
+    def __init__(self, timeout_seconds: float = 60.0, memory_mb: int = 512, workers: int = 1) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.memory_mb = memory_mb
+        self.workers = workers
+        # forkserver: workers are forked from a small clean process (never from the main one, which holds
+        # database connections, the IMAP socket and threads), with the understanding already imported.
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["mailbot.reader", "mailbot.understand.pipeline"])
+        self._idle: list[_Worker] = []
+        self.replaced = 0  # workers killed or dead and replaced (for the benchmark and the tests)
+
+    def _worker(self) -> _Worker:
+        return self._idle.pop() if self._idle else _Worker(self._context, self.memory_mb * 1024 * 1024)
+
+    def close(self) -> None:
+        for worker in self._idle:
+            worker.stop()
+        self._idle.clear()
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._idle if w.process.pid is not None]
+
+    def _reason(self, failure: str) -> str:
+        if failure == "memory":
+            return (
+                f"could not be read within the memory budget: reading it needed more than {self.memory_mb} MB "
+                "(reader.memory_mb); kept verbatim, not read"
+            )
+        return failure
+
+    def _submit(self, job: ReadJob) -> _Worker:
+        worker = self._worker()
+        try:
+            worker.connection.send(job)
+        except (OSError, ValueError):  # a worker that died while idle: one fresh try
+            worker.stop()
+            worker = _Worker(self._context, self.memory_mb * 1024 * 1024)
+            worker.connection.send(job)
+        return worker
+
+    def _result(self, pending: _Pending[T]) -> Outcome | None:
+        worker = pending.worker
+        if worker is None:
+            return None
+        remaining = pending.started + self.timeout_seconds - time.monotonic()
+        elapsed = lambda: time.monotonic() - pending.started  # noqa: E731
+        if not worker.connection.poll(max(remaining, 0)):
+            worker.stop()
+            self.replaced += 1
+            return Outcome(
+                None,
+                None,
+                f"could not be read within {self.timeout_seconds:g} s (reader.timeout_seconds): the reader was "
+                "stopped; kept verbatim, not read",
+                elapsed(),
+            )
+        try:
+            outcome: Outcome = worker.connection.recv()
+        except (EOFError, OSError):
+            worker.process.join(5)
+            code = worker.process.exitcode
+            worker.stop()
+            self.replaced += 1
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            return Outcome(
+                None,
+                None,
+                f"the reader process died while reading this mail ({how}), most likely out of memory "
+                f"(reader.memory_mb = {self.memory_mb}); kept verbatim, not read",
+                elapsed(),
+            )
+        self._idle.append(worker)
+        if outcome.failure is not None:
+            return Outcome(None, None, self._reason(outcome.failure), elapsed())
+        return Outcome(outcome.parsed, outcome.understanding, None, elapsed())
+
+    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]:
+        queue: deque[_Pending[T]] = deque()
+        source = iter(items)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and sum(1 for p in queue if p.worker is not None) < self.workers:
+                    try:
+                        tag, job = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    worker = self._submit(job) if job is not None else None
+                    queue.append(_Pending(tag, worker, time.monotonic()))
+                if not queue:
+                    return
+                pending = queue.popleft()
+                yield pending.tag, self._result(pending)
+        finally:
+            for pending in queue:  # the caller stopped early (an error): workers with a job are not reusable
+                if pending.worker is not None:
+                    pending.worker.stop()
+
+
+_readers: dict[tuple[float, int, int], BudgetedReader] = {}
+
+
+def budgeted_reader(timeout_seconds: float, memory_mb: int, workers: int = 1) -> BudgetedReader:
+    """One pool per budget for the life of the process (a long-running `mailbot run` reuses its workers)."""
+    key = (timeout_seconds, memory_mb, workers)
+    if key not in _readers:
+        _readers[key] = BudgetedReader(timeout_seconds, memory_mb, workers)
+    return _readers[key]
+
+
+@atexit.register
+def _close_readers() -> None:
+    for reader in _readers.values():
+        try:
+            reader.close()
+        except Exception:  # noqa: BLE001,S110  (exiting anyway)
+            pass
+    _readers.clear()
