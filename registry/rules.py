@@ -61,6 +61,13 @@ def _finding(network: Network, obligation: ObligationKind, state: State, due: da
     )
 
 
+def _lateness(got: date, due: date) -> str:
+    """' Den kom in 12 dagar efter fristen (31 januari 2025).' when `got` is after `due`, else ''."""
+    if got <= due:
+        return ""
+    return f" Den kom in {plural((got - due).days, 'dag', 'dagar')} efter fristen ({long_date(due)})."
+
+
 def _window_start(network: Network, year: int) -> date:
     """The first day a list or dates sent count for `year` (late in the previous year)."""
     return month_day(network.deadlines.accept_from_previous_year, year - 1)
@@ -78,6 +85,7 @@ def member_list_finding(network: Network, facts: NetworkFacts, today: date) -> F
         size = len(in_force.members) if in_force else 0
         detail = (
             f"Medlemsförteckningen för {year} kom in {long_date(received[-1])} ({plural(size, 'person', 'personer')})."
+            + _lateness(received[0], due)
         )
         return _finding(network, ObligationKind.MEMBER_LIST, State.OK, due, detail, str(year))
     older = list_in_force(facts.member_lists, today)
@@ -180,6 +188,8 @@ def minutes_findings(network: Network, facts: NetworkFacts, today: date) -> list
         if got is not None:
             late = (got - meeting.date).days
             detail = f"{name.capitalize()} från mötet {when} kom in {long_date(got)} ({plural(late, 'dag', 'dagar')} efter mötet)."
+            if got > due:
+                detail += f" De kom in {plural((got - due).days, 'dag', 'dagar')} efter fristen på {days} dagar."
             state = State.OK
         elif today <= due:
             detail = f"{name.capitalize()} från mötet {when} ska skickas in senast {long_date(due)}."
@@ -231,7 +241,7 @@ def commission_revision_finding(network: Network, facts: NetworkFacts, today: da
     due = month_day(network.deadlines.commission_revision, year)
     got = [d.received_on for d in facts.deliverables if d.key == "commission_revision" and d.received_on.year == year]
     if got:
-        detail = f"Reviderad uppdragsbeskrivning för {year} kom in {long_date(max(got))}."
+        detail = f"Reviderad uppdragsbeskrivning för {year} kom in {long_date(max(got))}." + _lateness(min(got), due)
         return _finding(network, ObligationKind.COMMISSION_REVISION, State.OK, due, detail, str(year))
     state = State.OPEN if today <= due else State.OVERDUE
     detail = f"Uppdragsbeskrivningen ska revideras en gång per år; den reviderade för {year} har inte kommit in (senast {long_date(due)})."
@@ -239,14 +249,16 @@ def commission_revision_finding(network: Network, facts: NetworkFacts, today: da
 
 
 def deliverable_findings(network: Network, facts: NetworkFacts, today: date) -> list[Finding]:
-    """Dated deliverables due this year or later, or last year; older ones are history (the report shows them)."""
+    """Every dated deliverable that is due this year or later, due last year, or still missing, however old;
+    one that came in before last year is history (the report shows it)."""
     findings = []
     for deliverable in network.deliverables:
-        got = [d.received_on for d in facts.deliverables if d.key == deliverable.key]
-        if deliverable.due.year < today.year - 1 and not (got and max(got).year >= today.year - 1):
+        got = [d.received_on for d in facts.deliverables if d.key == deliverable.key and d.received_on <= today]
+        if deliverable.due.year < today.year - 1 and got and max(got).year < today.year - 1:
             continue
         if got:
-            state, detail = State.OK, f"{deliverable.title} kom in {long_date(min(got))}."
+            state = State.OK
+            detail = f"{deliverable.title} kom in {long_date(min(got))}." + _lateness(min(got), deliverable.due)
         elif today <= deliverable.due:
             state, detail = State.OPEN, f"{deliverable.title} ska lämnas senast {long_date(deliverable.due)}."
         else:

@@ -75,8 +75,9 @@ def one(findings: list[Finding], obligation: ObligationKind) -> Finding:
                   "commission_revision"]),
         ("grundskola", ["member_list", "meeting_dates", "meeting_count"]),
         ("elevhalsa", ["member_list", "meeting_dates", "meeting_count", "meeting_weekday", "commission_revision"]),
-        ("introduktion", ["member_list", "meeting_dates", "meeting_count"]),
-        ("vux", ["member_list", "meeting_dates", "meeting_count"]),
+        # A dated deliverable that never came in stays on the list, however old (2021-2023 here).
+        ("introduktion", ["member_list", "meeting_dates", "meeting_count", "deliverable"]),
+        ("vux", ["member_list", "meeting_dates", "meeting_count"] + ["deliverable"] * 6),
     ],
 )  # fmt: skip
 def test_an_empty_network_has_its_configured_obligations_in_a_stable_order(
@@ -117,7 +118,8 @@ def test_every_detail_is_swedish_and_json_has_the_contract_fields(registry: Regi
          "Medlemsförteckningen för 2025 kom in 3 januari 2025 (1 person)."),
         # a list received late is ok from the day it came
         (date(2025, 3, 1), (a_list(date(2025, 2, 20)),), State.OK,
-         "Medlemsförteckningen för 2025 kom in 20 februari 2025 (2 personer)."),
+         "Medlemsförteckningen för 2025 kom in 20 februari 2025 (2 personer). Den kom in 20 dagar efter fristen "
+         "(31 januari 2025)."),
         # last year's list is still in force, but it is not this year's
         (date(2025, 2, 15), (a_list(date(2024, 2, 5)),), State.OVERDUE,
          "Medlemsförteckningen för 2025 har inte kommit in (skulle skickas senast 31 januari). "
@@ -372,7 +374,8 @@ def test_networks_without_a_weekday_have_no_weekday_finding(registry: Registry) 
          "Protokoll från mötet fredag 14 mars 2025 kom in 15 mars 2025 (1 dag efter mötet)."),
         # minutes received late are ok once they are in
         (date(2025, 5, 1), date(2025, 4, 20), State.OK,
-         "Protokoll från mötet fredag 14 mars 2025 kom in 20 april 2025 (37 dagar efter mötet)."),
+         "Protokoll från mötet fredag 14 mars 2025 kom in 20 april 2025 (37 dagar efter mötet). De kom in 23 dagar "
+         "efter fristen på 14 dagar."),
     ],
 )  # fmt: skip
 def test_minutes(registry: Registry, today: date, received: date | None, state: State, detail: str) -> None:
@@ -569,8 +572,22 @@ def test_networks_without_revision_have_no_revision_finding(registry: Registry) 
 # --- deliverables ---------------------------------------------------------------------------------
 
 
-def test_vux_2021_deliverables_are_history_in_2025(registry: Registry) -> None:
-    assert only(run(registry, "vux", NetworkFacts(), date(2025, 2, 15)), ObligationKind.DELIVERABLE) == []
+def test_vux_2021_deliverables_still_missing_in_2025_are_all_overdue(registry: Registry) -> None:
+    findings = only(run(registry, "vux", NetworkFacts(), date(2025, 2, 15)), ObligationKind.DELIVERABLE)
+    assert len(findings) == 6 and {f.state for f in findings} == {State.OVERDUE}
+
+
+def test_a_deliverable_that_came_in_before_last_year_is_history(registry: Registry) -> None:
+    facts = NetworkFacts(deliverables=(DeliverableFact("komx-delrapport-2021", date(2021, 6, 28)),))
+    findings = only(run(registry, "vux", facts, date(2025, 2, 15)), ObligationKind.DELIVERABLE)
+    assert len(findings) == 5 and not [f for f in findings if f.id.endswith(":komx-delrapport-2021")]
+
+
+def test_a_late_deliverable_says_how_late(registry: Registry) -> None:
+    facts = NetworkFacts(deliverables=(DeliverableFact("kompetensutvecklingsplan-2023-2025", date(2025, 11, 14)),))
+    (finding,) = only(run(registry, "introduktion", facts, date(2025, 11, 21)), ObligationKind.DELIVERABLE)
+    assert finding.state is State.OK
+    assert finding.detail.endswith("Den kom in 684 dagar efter fristen (31 december 2023).")
 
 
 def test_vux_deliverables_in_2022(registry: Registry) -> None:
@@ -593,7 +610,7 @@ def test_vux_deliverables_in_2022(registry: Registry) -> None:
 @pytest.mark.parametrize(
     ("today", "state"),
     [(date(2023, 12, 31), State.OPEN), (date(2024, 1, 1), State.OVERDUE), (date(2024, 12, 31), State.OVERDUE),
-     (date(2025, 1, 1), None)],
+     (date(2026, 1, 1), State.OVERDUE)],
 )  # fmt: skip
 def test_introduktion_plan_across_the_year_boundaries(registry: Registry, today: date, state: State | None) -> None:
     findings = only(run(registry, "introduktion", NetworkFacts(), today), ObligationKind.DELIVERABLE)
@@ -613,7 +630,8 @@ def deliverable_network(registry: Registry) -> Network:
         (date(2025, 6, 30), None, State.OPEN, "Rapport om studiero ska lämnas senast 30 juni 2025."),
         (date(2025, 7, 1), None, State.OVERDUE, "Rapport om studiero har inte kommit in (senast 30 juni 2025)."),
         (date(2025, 7, 1), date(2025, 6, 12), State.OK, "Rapport om studiero kom in 12 juni 2025."),
-        (date(2025, 9, 1), date(2025, 8, 20), State.OK, "Rapport om studiero kom in 20 augusti 2025."),
+        (date(2025, 9, 1), date(2025, 8, 20), State.OK,
+         "Rapport om studiero kom in 20 augusti 2025. Den kom in 51 dagar efter fristen (30 juni 2025)."),
     ],
 )  # fmt: skip
 def test_a_deliverable_due_this_year(registry: Registry, today: date, received: date | None, state: State,
