@@ -117,6 +117,7 @@ def remind(ctx: typer.Context, as_of: AsOfOption = None,
         from mailbot.remind import is_working_day
 
         today = rt.today(as_of)
+        rt.engine(create=False)  # reminders need a registry; only poll, run and demo make one
         listing = jobs.remind(rt, today, _now(rt, as_of), dry_run=dry_run)
         if as_json:
             print_json([{k: v for k, v in item.items() if k != "text"} for item in listing])
@@ -229,7 +230,7 @@ def run(ctx: typer.Context) -> None:
     with reported_errors(rt):
         from mailbot.worker import run_worker
 
-        rt.engine()  # fail early on a bad database
+        rt.engine(create=True)  # fail early on a bad database; the worker makes a new registry
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         run_worker(rt)
 

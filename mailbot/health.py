@@ -41,7 +41,10 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
         ),
         _check(
             "database",
-            lambda: (rt.engine(), f"{rt.engine().url.render_as_string(hide_password=True)} at the newest schema")[1],
+            lambda: (
+                rt.engine(create=False),
+                f"{rt.engine(create=False).url.render_as_string(hide_password=True)} at the newest schema",
+            )[1],
         ),
         _check("mailbox", lambda: _mailbox(rt)),
         _check("smtp", lambda: _smtp(rt)),
@@ -51,7 +54,7 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
     from mailbot.jobs import last_runs
 
     results.append(_worker(rt, now))
-    runs = last_runs(rt.engine())
+    runs = last_runs(rt.engine(create=False))
     schedule = rt.settings.schedule
     due = {
         "poll": now - 3 * schedule.poll_interval,
@@ -93,7 +96,7 @@ def _worker(rt: Runtime, now: datetime) -> dict[str, object]:
     """Whether some `mailbot run` holds the worker lease now (it is renewed every quarter of its length)."""
     from mailbot.worker import LEASE
 
-    held = lease.current(rt.engine(), LEASE)
+    held = lease.current(rt.engine(create=False), LEASE)
     if held is None:
         return {"name": "worker", "ok": False, "detail": "no worker holds the lease (is `mailbot run` running?)"}
     alive = held.expires_at >= now

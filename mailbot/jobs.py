@@ -143,7 +143,7 @@ def poll(
     from mailbot.intake import Intake, record_failure
     from mailbot.sources import SourceError, open_source
 
-    engine = rt.engine()
+    engine = rt.engine(create=True)  # poll (also run, demo) is what makes a registry
     intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz, on_recorded=receipt_hook(rt))
     source = open_source(rt.settings)
     before = _streak(engine, source.folder)

@@ -41,6 +41,7 @@ def resolve_review(
         if dismiss:
             mail.resolved_at = now
             mail.resolution = f"dismissed{': ' + note if note else ''}"
+            mail.status = MailStatus.IGNORED.value  # the audit trail shows a person's decision
             session.add(mail)
             session.commit()
             return {"id": mail_id, "status": "dismissed", "summary": f"mail {mail_id} dismissed"}

@@ -160,6 +160,7 @@ class Worker:
                 pass  # the database is what failed; the log line above says so
 
     def run(self) -> None:
+        self.rt.engine(create=True)  # the worker is one of the commands that makes a new registry
         schedule = self.schedule
         poll_seconds = schedule.poll_interval.total_seconds()
         lease_seconds = schedule.lease_time.total_seconds()

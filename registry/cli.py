@@ -13,6 +13,7 @@ import typer
 from sqlmodel import Session
 
 from registry import cli_admin, cli_ops, cli_report, queries
+from registry.domain import MailKind
 from registry.runtime import (
     AsOfOption,
     ConfigOption,
@@ -225,7 +226,7 @@ def review(
         str | None, typer.Option("--network", help="With --resolve: the network the mail belongs to.")
     ] = None,
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", help="With --resolve: what the mail is (repeatable).")
+        list[MailKind] | None, typer.Option("--kind", help="With --resolve: what the mail is (repeatable).")
     ] = None,
     dismiss: Annotated[
         bool, typer.Option("--dismiss", metavar="", help="With --resolve: nothing to register.")
@@ -250,7 +251,9 @@ def review(
         if dismiss == bool(network or kind):
             raise UsageError("--resolve needs either --dismiss, or --network KEY with one or more --kind KIND")
         key = rt.network_key(network) if network else None
-        result = resolve_review(rt, resolve, network=key, kinds=kind or [], dismiss=dismiss, note=note)
+        result = resolve_review(
+            rt, resolve, network=key, kinds=[k.value for k in kind or []], dismiss=dismiss, note=note
+        )
         if as_json:
             print_json(result)
         else:

@@ -111,17 +111,61 @@ def sync_reference_data(session: Session, registry: Registry) -> None:
     session.commit()
 
 
+ELSEWHERE = "point to the registry with --config FILE or MAILBOT_DATABASE__URL"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, or None (another engine, or an in-memory database)."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path).expanduser()
+
+
+def refuse_non_registry_file(path: Path) -> None:
+    """Only `mailbot` (poll, run, demo) creates a registry: a missing, empty or foreign file is an error that names
+    the path and how to point elsewhere, so a wrong working directory never looks like an empty registry."""
+    if not path.exists():
+        raise DatabaseError(
+            f"no registry database at {path.resolve()} (run `mailbot demo` or `mailbot poll` to make one, or {ELSEWHERE})"
+        )
+    if path.is_dir():
+        raise DatabaseError(f"{path.resolve()} is a directory, not a registry database ({ELSEWHERE})")
+    if path.stat().st_size == 0:
+        raise DatabaseError(f"{path.resolve()} is an empty file, not a registry database ({ELSEWHERE})")
+    with path.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise DatabaseError(f"{path.resolve()} is not a registry database (not a SQLite file; {ELSEWHERE})")
+
+
 def open_registry(url: str, registry: Registry, busy_timeout_ms: int = 15000, create: bool = True) -> Engine:
-    """Open (and upgrade) the database at `url`; with create=False a missing SQLite file is an error."""
-    if not create and url.startswith("sqlite") and "///" in url:
-        path = Path(url.split("///", 1)[1]).expanduser()
-        if str(path) != ":memory:" and not path.exists():
-            raise DatabaseError(f"no registry database at {path} (run `mailbot demo` or `mailbot poll` first)")
+    """Open (and upgrade) the database at `url`. With create=False (every `registry` command) the database must
+    already be a registry: a missing, empty or foreign SQLite file, or a database without the registry's schema,
+    is an error; a corrupt file says so and names `registry restore`."""
+    path = sqlite_path(url)
+    if not create and path is not None:
+        refuse_non_registry_file(path)
     engine = make_engine(url, busy_timeout_ms)
+    where = str(path.resolve()) if path is not None else engine.url.render_as_string(hide_password=True)
     try:
+        if not create and current_revision(engine) is None:
+            raise DatabaseError(f"{where} holds no registry (no schema version); {ELSEWHERE}")
         upgrade(engine)
         with Session(engine) as session:
             sync_reference_data(session, registry)
-    except SQLAlchemyError as error:
-        raise DatabaseError(f"cannot use the registry database {engine.url!r}: {error}") from None
+    except (SQLAlchemyError, DatabaseError) as error:
+        engine.dispose()
+        if isinstance(error, DatabaseError) and not _corrupt_message(str(error)):
+            raise
+        if _corrupt_message(str(getattr(error, "orig", error))):
+            raise DatabaseError(
+                f"the registry database {where} is corrupt; put a backup back with `registry restore FILE`"
+            ) from None
+        raise DatabaseError(f"cannot use the registry database {where}: {getattr(error, 'orig', error)}") from None
     return engine
+
+
+def _corrupt_message(message: str) -> bool:
+    lowered = message.lower()
+    return "malformed" in lowered or "file is not a database" in lowered

@@ -26,7 +26,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.settings import DatabaseSettings, Settings, load_settings
+from mailbot.settings import Settings, load_settings
 from registry.config import ConfigError, Registry, load_registry
 from registry.db import open_registry
 from registry.errors import ExpectedError
@@ -60,10 +60,10 @@ class Runtime:
             raise ConfigError(f"schedule.timezone: unknown time zone {self.settings.schedule.timezone!r}") from None
 
     def engine(self, create: bool = True) -> Engine:
-        """The registry database, upgraded. The built-in default SQLite file is created on first use;
-        a configured database that does not exist is an error unless `create`."""
+        """The registry database, upgraded (made if new). Only the worker's commands that fill a registry (poll,
+        run, demo) may make one: every other command opens it with create=False, and a missing, empty or foreign
+        database is then an error (registry/db.py)."""
         if "_engine" not in self.__dict__:
-            create = create or self.settings.database.url == DatabaseSettings().url
             self.__dict__["_engine"] = open_registry(
                 self.settings.database.url, self.registry, self.settings.database.busy_timeout_ms, create=create
             )
@@ -87,7 +87,7 @@ class LogFormat(StrEnum):
 
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")]
-YearOption = Annotated[int | None, typer.Option("--year", help="Only this calendar year.")]
+YearOption = Annotated[int | None, typer.Option("--year", min=2000, max=2999, help="Only this calendar year (YYYY).")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON document on stdout.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
 DebugOption = Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks and debug logs.")]
@@ -120,10 +120,14 @@ def start(config: Path | None, debug: bool, log_format: LogFormat | None = None)
 
 
 def parse_date_option(value: str, option: str) -> date:
+    """YYYY-MM-DD only (date.fromisoformat also takes 20251121 and 2025-W47); 2025-02-30 is in the form but is no
+    date, and says so."""
+    if not (len(value) == 10 and value[4] == value[7] == "-" and (value[:4] + value[5:7] + value[8:]).isdigit()):
+        raise UsageError(f"{option}: {value!r} is not a date in the form YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
+    except ValueError as error:
+        raise UsageError(f"{option}: {value!r} is not a valid date ({error})") from None
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -129,7 +129,7 @@ def test_poll_without_a_mailbox_fails_with_one_clear_line(tmp_path: Path) -> Non
 def test_bad_date_is_a_usage_error(tmp_path: Path) -> None:
     result = run(["mailbot", "remind", "--as-of", "2025-02-30", "--dry-run"], tmp_path)
     assert result.returncode == 2
-    assert "YYYY-MM-DD" in result.stderr
+    assert "not a valid date" in result.stderr
 
 
 def test_check_reports_each_dependency_as_json(demo: Demo) -> None:

@@ -345,7 +345,7 @@ def test_report_command_json_for_one_network(invoke, tmp_path: Path) -> None:  #
         (("--year", "2031", "--as-of", "2026-01-10"), "--year: 2031 has not begun on 2026-01-10"),
         (("--year", "1999"), "not a year the registry can hold"),
         (("--year", "2025", "--network", "gymnasiet"), "unknown network 'gymnasiet'"),
-        (("--year", "2025", "--as-of", "2025-02-30"), "--as-of: '2025-02-30' is not a date"),
+        (("--year", "2025", "--as-of", "2025-02-30"), "--as-of: '2025-02-30' is not a valid date"),
     ],
 )
 def test_report_command_bad_usage_exits_2(invoke, tmp_path: Path, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
