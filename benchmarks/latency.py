@@ -36,8 +36,8 @@ def main() -> None:
     from email.policy import default as default_policy
 
     from servers import DovecotServer, SmtpBehaviour, SmtpServer, make_temp_root, make_tls_certificate  # type: ignore[import-not-found]
-    from test_failover import TZ, start_worker, unique_copy, wait_for, worker_env  # type: ignore[import-not-found]
-    from test_idle import MEMBER_LIST_FROM_FEDERATION, receipts  # type: ignore[import-not-found]
+    from test_failover import TZ, start_worker, wait_for, worker_env  # type: ignore[import-not-found]
+    from test_idle import receipts, this_years_copy  # type: ignore[import-not-found]
 
     work = Path(tempfile.mkdtemp(prefix="mailbot-latency-"))
     dovecot = DovecotServer()
@@ -55,7 +55,7 @@ def main() -> None:
         time.sleep(1)
         print(f"poll interval {args.poll_seconds:g} s; APPEND -> receipt at the SMTP server:")
         for index in range(1, args.mails + 1):
-            raw = unique_copy(MEMBER_LIST_FROM_FEDERATION.read_bytes(), index, datetime.now(TZ))
+            raw = this_years_copy(index, datetime.now(TZ))
             message_id = str(message_from_bytes(raw, policy=default_policy)["Message-ID"]).strip()
             appended = time.monotonic()
             dovecot.append(raw)
