@@ -197,6 +197,8 @@ _NOT_PLACE_FIRST_WORDS = frozenset(
     "heldag halvdag lunch fika anmälan senast samt eller tid kl klockan alla samtliga varje".split()
 )
 _PLACE_MAX_WORDS = 8
+MAX_LINE = 2000  # characters of one line read for dates (a paragraph of minutes fits)
+_SPACE_RUN = re.compile(r"[ \u00a0]{3,}")
 _TABLE_CELL_SPLIT = re.compile(r"\s*\|\s*|\t+")
 _TABLE_PLACE_HEADINGS = frozenset({"plats", "lokal", "ort", "var", "mötesplats", "adress"})
 
@@ -313,7 +315,9 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
     before_dates: list[tuple[tuple[tuple[time, time | None] | None, str | None], int]] = []  # (stated, lines ago)
 
     for raw_line in text.splitlines():
-        line = raw_line.strip()
+        # Bounded before any pattern: a date line is short, and a run of spaces (garbage, a PDF's layout)
+        # is where patterns starting with \s* would try every position.
+        line = _SPACE_RUN.sub("  ", raw_line[:MAX_LINE]).strip()
         if not line:
             in_forward_header = False
             continue

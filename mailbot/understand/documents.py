@@ -11,6 +11,7 @@ import logging
 import zipfile
 from collections import Counter
 from datetime import date, datetime
+from itertools import islice
 from typing import Literal
 
 from mailbot.understand.types import Attachment
@@ -25,6 +26,17 @@ _CSV_DELIMITERS = (";", ",", "\t", "|")
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .doc / .xls / .msg
 
 NO_PDF_TEXT = "PDF-filen innehåller ingen läsbar text"
+
+# Bounds checked before a library opens the file (issue 13): a member list or minutes is far inside them.
+MAX_ZIP_ENTRIES = 2000  # files inside one .docx/.xlsx
+MAX_ZIP_BYTES = 64 * 1024 * 1024  # their declared uncompressed size, together
+MAX_ZIP_RATIO = 100  # uncompressed / compressed, for an entry over 1 MB
+MAX_ROWS = 5000  # rows read from one sheet, Word table or CSV file
+MAX_COLUMNS = 100
+MAX_SHEETS = 20
+MAX_PDF_PAGES = 200
+MAX_CSV_CHARS = 4 * 1024 * 1024
+REFUSED_ZIP = "filen avvisades: den packas upp till orimligt mycket eller har otillåtna filnamn"
 _EMPTY = "dokumentet innehåller ingen text"
 _DAMAGED = {
     "pdf": "PDF-filen kunde inte läsas (filen verkar skadad)",
@@ -103,9 +115,12 @@ def _detect(attachment: Attachment) -> tuple[Kind | None, str | None]:
     if payload.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-                names = archive.namelist()
+                entries = archive.infolist()
         except (zipfile.BadZipFile, ValueError, OSError):
-            names = []
+            entries = []
+        if not _safe_zip(entries):
+            return None, REFUSED_ZIP
+        names = [entry.filename for entry in entries]
         if any(n.startswith("word/") for n in names):
             return "docx", None
         if any(n.startswith("xl/") for n in names):
@@ -128,6 +143,19 @@ def _detect(attachment: Attachment) -> tuple[Kind | None, str | None]:
         if extension in _TEXT_EXTENSIONS or (not extension and content_type == "text/plain"):
             return "text", None
     return None, _unreadable(extension)
+
+
+def _safe_zip(entries: list[zipfile.ZipInfo]) -> bool:
+    """Whether a zip container may be opened: few entries, a sane declared size and ratio, no path escapes."""
+    if len(entries) > MAX_ZIP_ENTRIES or sum(entry.file_size for entry in entries) > MAX_ZIP_BYTES:
+        return False
+    for entry in entries:
+        if entry.file_size > 1024 * 1024 and entry.file_size > MAX_ZIP_RATIO * max(entry.compress_size, 1):
+            return False
+        name = entry.filename.replace("\\", "/")
+        if name.startswith("/") or ".." in name.split("/") or (len(name) > 1 and name[1] == ":"):
+            return False
+    return True
 
 
 def _unreadable(extension: str) -> str:
@@ -162,7 +190,8 @@ def _pdf_text(payload: bytes) -> tuple[str | None, str | None]:
         except Exception as error:  # noqa: BLE001  (pypdf raises its own and crypto errors alike)
             log.info("encrypted PDF not decryptable: %s", error)
             return None, NO_PDF_TEXT
-    text = _tidy("\n".join(page.extract_text() or "" for page in reader.pages))
+    pages = reader.pages
+    text = _tidy("\n".join(pages[i].extract_text() or "" for i in range(min(len(pages), MAX_PDF_PAGES))))
     if not text.strip():
         return None, NO_PDF_TEXT
     return text, None
@@ -195,7 +224,12 @@ def _docx_tables(payload: bytes) -> list[list[list[str]]]:
 
 def _table_rows(table: object) -> list[list[str]]:
     # Repeated merged cells are kept here so that columns line up with the header row.
-    return [[" ".join(cell.text.split()) for cell in row.cells] for row in table.rows]  # type: ignore[attr-defined]
+    rows = []
+    for index, row in enumerate(table.rows):  # type: ignore[attr-defined]
+        if index >= MAX_ROWS:
+            break
+        rows.append([" ".join(cell.text.split()) for cell in row.cells[:MAX_COLUMNS]])
+    return rows
 
 
 def _xlsx_sheets(payload: bytes) -> list[list[list[str]]]:
@@ -204,8 +238,10 @@ def _xlsx_sheets(payload: bytes) -> list[list[list[str]]]:
     workbook = load_workbook(io.BytesIO(payload), read_only=True, data_only=True)
     try:
         sheets = []
-        for sheet in workbook.worksheets:
-            rows = [_trim([_cell_text(value) for value in row]) for row in sheet.iter_rows(values_only=True)]
+        for sheet in workbook.worksheets[:MAX_SHEETS]:
+            # Whatever the sheet declares (a million rows), at most MAX_ROWS x MAX_COLUMNS cells are read.
+            cells = sheet.iter_rows(min_row=1, max_row=MAX_ROWS, max_col=MAX_COLUMNS, values_only=True)
+            rows = [_trim([_cell_text(value) for value in row]) for row in cells]
             while rows and not rows[-1]:
                 rows.pop()
             sheets.append(rows)
@@ -233,9 +269,10 @@ def _trim(row: list[str]) -> list[str]:
 
 
 def _csv_rows(text: str) -> list[list[str]]:
+    text = text[:MAX_CSV_CHARS]
     delimiter = _sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    return [_trim([" ".join(cell.split()) for cell in row]) for row in reader]
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)  # a field over csv.field_size_limit() raises
+    return [_trim([" ".join(cell[:1000].split()) for cell in row[:MAX_COLUMNS]]) for row in islice(reader, MAX_ROWS)]
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -243,7 +280,7 @@ def _sniff_delimiter(text: str) -> str:
 
     csv.Sniffer guesses wrong on short Swedish files where names contain commas, so we count.
     """
-    sample = [line for line in text.splitlines() if line.strip()][:30]
+    sample = [line[:10_000] for line in islice((line for line in text.splitlines() if line.strip()), 30)]
     best, best_score = ";", (0, 0)
     for delimiter in _CSV_DELIMITERS:
         counts = [len(row) for row in csv.reader(sample, delimiter=delimiter)]

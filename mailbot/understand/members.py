@@ -283,9 +283,14 @@ def _missing_reason(name: str, raw_email: str) -> str | None:
 # --- plain lines in a mail body ----------------------------------------------------------------
 
 # Something that is meant as an address: "anna@skovde.se", "per.olsson@", "lisa.berg(at)hjo.se".
+# Linear time: a match starts only where a run of address characters starts (the lookbehind), and the run is
+# taken whole (possessive), so a 400 kB line without "@" is one failed try, not one per position.
 _ADDRESS = re.compile(
-    r"(?:mailto:)?[^\s<>(),;:|\[\]\"']+(?:@|\s?[(\[]\s?at\s?[)\]]\s?)[^\s<>(),;:|\[\]\"']*", re.IGNORECASE
+    r"(?<![^\s<>(),;:|\[\]\"'])(?:mailto:)?[^\s<>(),;:|\[\]\"'@]++(?:@|\s?[(\[]\s?at\s?[)\]]\s?)"
+    r"[^\s<>(),;:|\[\]\"']*",
+    re.IGNORECASE,
 )
+MAX_LINE = 1000  # characters: a longer line is no member row (and never reaches a regex)
 _SEPARATORS = re.compile(r"\s*(?:[,;\t|()\[\]<>:/]|\s[-–—]\s|[–—]|^-\s)\s*")
 _BULLET = re.compile(r"^\s*(?:[-*•·▪–]|\d{1,3}[.)])\s+")
 _MAIL_HEADER = re.compile(
@@ -299,7 +304,8 @@ _GREETING = re.compile(
     re.IGNORECASE,
 )
 _FORWARD_MARK = re.compile(r"^\s*-{3,}|^\s*_{5,}|^\s*(?:från|from)\s*:", re.IGNORECASE)
-_ROLE_HEADING = re.compile(r"^\s*([^\W\d_][^\W\d_ \-]*(?:\s+[^\W\d_][^\W\d_\-]*){0,2})\s*:?\s*$")
+_ROLE_HEADING = re.compile(r"^\s*([^\W\d_][^\W\d_ \-]*(?:\s+[^\W\d_][^\W\d_\-]*){0,2})\s*(?::\s*)?$")
+_MAX_HEADING = 80  # characters: "Presidium:", "Övriga ledamöter"
 
 
 def parse_member_lines(text: str, municipalities: MunicipalityIndex) -> MemberListResult | None:
@@ -315,7 +321,7 @@ def parse_member_lines(text: str, municipalities: MunicipalityIndex) -> MemberLi
     heading_role: str | None = None
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.lstrip("> ").rstrip()
-        if not line.strip():
+        if not line.strip() or len(line) > MAX_LINE:
             continue
         if _FORWARD_MARK.match(line):
             # A forwarded or quoted mail starts: its list counts, even after our sender's signature.
@@ -327,7 +333,7 @@ def parse_member_lines(text: str, municipalities: MunicipalityIndex) -> MemberLi
             in_signature = True
             continue
         if not _ADDRESS.search(line):
-            heading = _ROLE_HEADING.match(line)
+            heading = _ROLE_HEADING.match(line) if len(line) <= _MAX_HEADING else None
             # "Presidium:" or "Ledamöter" above a block of lines gives them their role.
             if heading and all(fold(w) in _ROLE_WORDS for w in heading.group(1).split()):
                 heading_role = heading.group(1)
