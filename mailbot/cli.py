@@ -16,6 +16,7 @@ import typer
 
 from registry.paths import bundled
 from registry.runtime import (
+    ConfigDirOption,
     ConfigOption,
     DebugOption,
     JsonOption,
@@ -43,10 +44,11 @@ AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Act as of this 
 def main_options(
     ctx: typer.Context,
     config: ConfigOption = None,
+    config_dir: ConfigDirOption = None,
     debug: DebugOption = False,
     log_format: LogFormatOption = None,
 ) -> None:
-    ctx.obj = start(config, debug, log_format)
+    ctx.obj = start(config, debug, log_format, config_dir)
 
 
 def _now(rt: Runtime, as_of: str | None) -> datetime:
@@ -145,7 +147,7 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
         if rt.settings.smtp.host is None and rt.settings.smtp.directory is None:
             overrides["smtp"] = {**rt.settings.smtp.model_dump(), "directory": Path("var/outbox")}
         if overrides:
-            rt = Runtime(config_path=rt.config_path, debug=rt.debug, overrides=overrides)
+            rt = Runtime(config_path=rt.config_path, debug=rt.debug, overrides={**rt.overrides, **overrides})
         as_of = as_of or (sample / "as_of.txt").read_text(encoding="utf-8").strip()
         today = rt.today(as_of)
         now = _now(rt, as_of)

@@ -37,7 +37,11 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
     results = [
         _check(
             "configuration",
-            lambda: f"{len(rt.registry.networks)} networks, {len(rt.registry.municipalities)} municipalities",
+            lambda: (
+                f"settings {rt.settings.settings_file or '(none: defaults and MAILBOT_* variables)'}; "
+                f"config directory {rt.settings.networks_dir()}: "
+                f"{len(rt.registry.networks)} networks, {len(rt.registry.municipalities)} municipalities"
+            ),
         ),
         _check(
             "database",

@@ -6,21 +6,70 @@ directory if it exists, else built-in defaults. Secrets are SecretStr and never 
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import os
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from registry.config import ConfigError
 from registry.paths import config_dir
 
 
+def read_password_file(path: Path) -> str:
+    """A password file as Windows editors save it too: UTF-8 with or without a BOM, or UTF-16 with a BOM (Notepad's
+    "Unicode"); the trailing newline is not part of the password."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16")
+    else:
+        text = data.decode("utf-8-sig")
+    return text.rstrip("\r\n")
+
+
+def _password(password: SecretStr | None, password_file: Path | None, section: str) -> str | None:
+    if password is not None:
+        return password.get_secret_value()
+    if password_file is None:
+        return None
+    try:
+        return read_password_file(password_file)
+    except OSError as error:
+        raise ConfigError(f"{section}.password_file: cannot read {password_file}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{section}.password_file: {password_file} is neither UTF-8 nor UTF-16 with a BOM; save it as UTF-8"
+        ) from None
+
+
+def _one_password(model: Any, section: str) -> Any:
+    if model.password is not None and model.password_file is not None:
+        raise ValueError(f"set {section}.password or {section}.password_file, not both")
+    return model
+
+
+def _email(value: str, what: str) -> str:
+    """An address as email-validator reads it (no DNS look-up); a display name ("Name <addr>") is allowed."""
+    from email.utils import parseaddr
+
+    from email_validator import EmailNotValidError, validate_email
+
+    address = parseaddr(value)[1] if "<" in value else value
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"{what} {value!r} is not an e-mail address: {error}") from None
+    return value
+
+
 class ImapSettings(BaseModel):
     host: str | None = None
-    port: int = 993
+    port: int = Field(993, ge=1, le=65535)
     ssl: bool = True  # implicit TLS; false only for a loopback test server
     starttls: bool = True  # used when ssl is false; false only for a loopback test server
     user: str | None = None
@@ -35,11 +84,16 @@ class ImapSettings(BaseModel):
     keyword_review: str = "Granskas"
     keyword_ignored: str = "Ignorerad"
     move_registered_to: str | None = None  # off by default: the mailbox is left as it is
-    connect_timeout: float = 30.0
-    read_timeout: float = 120.0
+    connect_timeout: float = Field(30.0, gt=0)
+    read_timeout: float = Field(120.0, gt=0)
     batch_size: int = Field(200, ge=1, le=5000)
-    max_message_bytes: int = 25 * 1024 * 1024
+    max_message_bytes: int = Field(25 * 1024 * 1024, ge=1)
     ca_file: Path | None = None  # extra CA for a private server (tests)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> ImapSettings:
+        return _one_password(self, "imap")
+
     # IMAP IDLE (RFC 2177) in `mailbot run`: a second connection waits for new mail and starts a pass at once.
     idle: bool = True
     # RFC 2177: servers may log out a client idle for 30 minutes; re-issue IDLE well before that.
@@ -47,19 +101,12 @@ class ImapSettings(BaseModel):
     idle_retry_seconds: float = Field(60.0, ge=1)  # wait after a failed IDLE connection before trying again
 
     def resolved_password(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as error:
-                raise ConfigError(f"imap.password_file: cannot read {self.password_file}: {error.strerror}") from None
-        return None
+        return _password(self.password, self.password_file, "imap")
 
 
 class SmtpSettings(BaseModel):
     host: str | None = None
-    port: int = 587
+    port: int = Field(587, ge=1, le=65535)
     ssl: bool = False  # implicit TLS (port 465)
     starttls: bool = True  # false only for a loopback test server
     user: str | None = None
@@ -68,25 +115,27 @@ class SmtpSettings(BaseModel):
     sender: str = "Utbildning Skaraborg <utbildning@skaraborg.se>"
     reply_to: str = "utbildning@skaraborg.se"
     message_id_domain: str = "mailbot.skaraborg.se"
-    timeout: float = 60.0
+    timeout: float = Field(60.0, gt=0)
     directory: Path | None = None  # write .eml files here instead of sending (embedded default)
-    max_attempts: int = 8
+    max_attempts: int = Field(8, ge=1)
     ca_file: Path | None = None
 
+    @model_validator(mode="after")
+    def _one_password(self) -> SmtpSettings:
+        return _one_password(self, "smtp")
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _email(value, "address")
+
     def resolved_password(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as error:
-                raise ConfigError(f"smtp.password_file: cannot read {self.password_file}: {error.strerror}") from None
-        return None
+        return _password(self.password, self.password_file, "smtp")
 
 
 class DatabaseSettings(BaseModel):
     url: str = "sqlite:///var/registry.sqlite3"
-    busy_timeout_ms: int = 15000
+    busy_timeout_ms: int = Field(15000, ge=0)
 
 
 class ScheduleSettings(BaseModel):
@@ -111,19 +160,24 @@ class ScheduleSettings(BaseModel):
 
 class ReceiptSettings(BaseModel):
     enabled: bool = True
-    max_age_days: int = 14
-    per_sender_per_hour: int = 5
+    max_age_days: int = Field(14, ge=0)
+    per_sender_per_hour: int = Field(5, ge=1)
 
 
 class ReminderSettings(BaseModel):
-    heads_up_days: int = 0  # 0: no heads-up before a deadline
-    repeat_days: int = 7
-    escalate_after: int = 2  # reminders before the school chief and the admin are copied
+    heads_up_days: int = Field(0, ge=0)  # 0: no heads-up before a deadline
+    repeat_days: int = Field(7, ge=1)
+    escalate_after: int = Field(2, ge=1)  # reminders before the school chief and the admin are copied
 
 
 class AdminSettings(BaseModel):
     addresses: list[str] = ["utbildning@skaraborg.se"]  # who gets alerts and summaries
     authorised_domains: list[str] = ["skaraborg.se"]  # federation staff may change anything
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        return [_email(address, "admin address") for address in value]
 
 
 class AuthenticationSettings(BaseModel):
@@ -198,8 +252,80 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
         return tuple(sources)
 
+    _settings_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def settings_file(self) -> Path | None:
+        """The TOML file these settings came from (None: defaults and environment only)."""
+        return self._settings_file
+
     def networks_dir(self) -> Path:
-        return self.config_dir or config_dir()
+        """networks.toml and municipalities.toml: config_dir (--config-dir, MAILBOT_CONFIG_DIR, or the file's
+        `config_dir`), else a config/ folder beside the settings file (or the settings file's own folder when it
+        holds networks.toml), else the bundled config/."""
+        if self.config_dir is not None:
+            return self.config_dir
+        if self._settings_file is not None:
+            folder = self._settings_file.resolve().parent
+            for candidate in (folder / "config", folder):
+                if (candidate / "networks.toml").is_file():
+                    return candidate
+        return config_dir()
+
+
+# MAILBOT_* variables that are not settings: read by the CLIs, the cache and the tests themselves.
+NOT_SETTINGS = ("MAILBOT_CONFIG", "MAILBOT_CACHE_DIR")
+NOT_SETTINGS_PREFIXES = ("MAILBOT_TEST_",)
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The settings model behind a field's type (`ImapSettings`, `X | None`), or None for a plain value."""
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _nearest(key: str, known: list[str]) -> str:
+    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else f" (valid: {', '.join(sorted(known))})"
+
+
+def unknown_keys(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of `data` the settings models do not have (derived from the models, so a new section is known
+    as soon as it exists), each with the nearest valid key."""
+    problems = []
+    fields = {name: info for name, info in model.model_fields.items()}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"{prefix}{key}: unknown key{_nearest(key, list(fields))}")
+            continue
+        section = _section(fields[key].annotation)
+        if section is not None and isinstance(value, dict):
+            problems.extend(unknown_keys(value, section, f"{prefix}{key}."))
+    return problems
+
+
+def unknown_variables(environ: dict[str, str]) -> list[str]:
+    """Every MAILBOT_* variable that is neither a setting (MAILBOT_<SECTION>__<KEY>) nor one of NOT_SETTINGS."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("MAILBOT_") or name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        parts = name[len("MAILBOT_") :].lower().split("__")
+        model: type[BaseModel] | None = Settings
+        for depth, part in enumerate(parts):
+            fields = model.model_fields if model is not None else {}
+            if part not in fields:
+                known = [f"MAILBOT_{'__'.join([*parts[:depth], f]).upper()}" for f in fields]
+                problems.append(f"{name}: unknown setting{_nearest(name, known)}")
+                break
+            model = _section(fields[part].annotation)
+            if model is None and depth < len(parts) - 1:
+                problems.append(f"{name}: {'.'.join(parts[: depth + 1])} has no keys below it")
+                break
+    return problems
 
 
 def resolve_config_path(explicit: Path | None) -> Path | None:
@@ -221,6 +347,17 @@ def resolve_config_path(explicit: Path | None) -> Path | None:
 def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
     """Load the settings; a ConfigError names the file, the key and what is wrong."""
     path = resolve_config_path(explicit)
+    problems = unknown_variables(dict(os.environ))
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+        problems.extend(f"{path}: {problem}" for problem in unknown_keys(data, Settings))
+    if problems:
+        raise ConfigError("\n".join(problems))
 
     class _Loaded(Settings):
         toml_file = path
@@ -235,4 +372,6 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
         if type(error).__name__ == "TOMLDecodeError":
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
         raise
-    return Settings.model_validate(loaded.model_dump())
+    settings = Settings.model_validate(loaded.model_dump())
+    settings._settings_file = path
+    return settings

@@ -16,6 +16,7 @@ from registry import cli_admin, cli_ops, cli_report, queries
 from registry.domain import MailKind
 from registry.runtime import (
     AsOfOption,
+    ConfigDirOption,
     ConfigOption,
     DebugOption,
     JsonOption,
@@ -39,10 +40,11 @@ app = typer.Typer(help="The admin's window on the network registry of Utbildning
 def main_options(
     ctx: typer.Context,
     config: ConfigOption = None,
+    config_dir: ConfigDirOption = None,
     debug: DebugOption = False,
     log_format: LogFormatOption = None,
 ) -> None:
-    ctx.obj = start(config, debug, log_format)
+    ctx.obj = start(config, debug, log_format, config_dir)
 
 
 _runtime = context_runtime

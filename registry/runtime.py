@@ -90,6 +90,14 @@ AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Evaluate as of 
 YearOption = Annotated[int | None, typer.Option("--year", min=2000, max=2999, help="Only this calendar year (YYYY).")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON document on stdout.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML).")]
+ConfigDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-dir",
+        help="Folder of networks.toml and municipalities.toml (default: $MAILBOT_CONFIG_DIR, else config/ beside "
+        "the settings file, else the bundled one).",
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks and debug logs.")]
 LogFormatOption = Annotated[
     LogFormat | None,
@@ -104,12 +112,14 @@ def context_runtime(ctx: typer.Context) -> Runtime:
     return ctx.obj  # type: ignore[no-any-return]
 
 
-def start(config: Path | None, debug: bool, log_format: LogFormat | None = None) -> Runtime:
+def start(
+    config: Path | None, debug: bool, log_format: LogFormat | None = None, config_dir: Path | None = None
+) -> Runtime:
     """What both CLIs' main callbacks do: logging on stderr, and the runtime for the command.
 
     The log format is --log-format, else `logging.format` of the settings (MAILBOT_LOGGING__FORMAT); settings
     that do not load yet mean text here, and the command then reports why they do not load."""
-    runtime = Runtime(config_path=config, debug=debug)
+    runtime = Runtime(config_path=config, debug=debug, overrides={"config_dir": config_dir} if config_dir else {})
     if log_format is None:
         try:
             log_format = LogFormat(runtime.settings.logging.format)

@@ -213,9 +213,11 @@ def test_no_secret_on_screen(
         assert not any(form in sent for form in forms), f"the {what} is in a mail sent"
 
 
-def test_registry_status_shows_no_database_password(tmp_path: Path, postgres_server: Any) -> None:
+def test_registry_status_shows_no_database_password(
+    tmp_path: Path, postgres_server: Any, request: pytest.FixtureRequest
+) -> None:
     """The database URL's password (trust authentication ignores it) never shows, working or not."""
-    name = postgres_server.create_database()
+    name = postgres_server.copy_of(request.getfixturevalue("postgres_registry_template"))  # a registry, not empty
     try:
         env = base_env()
         good = f"postgresql+psycopg://{postgres_server.superuser}:{DB_PASSWORD}@{postgres_server.host}:{postgres_server.port}/{name}"
