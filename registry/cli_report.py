@@ -13,7 +13,7 @@ import typer
 from sqlmodel import Session
 
 from registry.errors import ExpectedError
-from registry.report import ReportYearError, gather_report, render_report
+from registry.report import VERDICT_TEXT, ReportYearError, gather_report, render_report
 from registry.runtime import AsOfOption, JsonOption, UsageError, context_runtime, print_json, reported_errors
 
 # Debian's package is `chromium`; other systems name the same browser differently.
@@ -104,6 +104,8 @@ def report(
             return
         written = f"{out}" + (f" and {pdf}" if pdf else "")
         per = "" if built.complete else f" per {built.as_of.isoformat()}"
-        typer.echo(f"Årsrapport {year}{per}: {len(built.networks)} networks -> {written}")
+        typer.echo(f"Årsrapport {year}{per}: {len(built.networks)} nätverk -> {written}")
         for item in built.networks:
-            typer.echo(f"  {item.key}: {item.verdict.value} ({item.held} of at least {item.minimum} meetings held)")
+            typer.echo(f"  {item.key}: {VERDICT_TEXT.get((item.verdict, built.complete), item.verdict.value)}")
+            for reason in item.reasons:
+                typer.echo(f"    – {reason}")

@@ -17,10 +17,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from registry.config import Network, Registry
-from registry.domain import MeetingStatus, ObligationKind, State
+from registry.domain import MailStatus, MeetingStatus, ObligationKind, State
 from registry.errors import ExpectedError
 from registry.facts import Finding, MeetingFact, NetworkFacts, list_in_force, meeting_status
-from registry.models import Minutes
+from registry.models import InboundMail, Minutes
 from registry.queries import local_date, network_facts
 from registry.rules import evaluate
 from registry.swedish import join, long_date, plural
@@ -42,6 +42,7 @@ class Verdict(StrEnum):
     MET = "met"  # every obligation of the year fulfilled (or, in a running year, nothing behind)
     AT_RISK = "at_risk"  # only in a running year: nothing broken yet, but something will be unless acted on
     NOT_MET = "not_met"
+    INCOMPLETE = "incomplete"  # nothing found behind, but mail that may change that still waits for a person
 
 
 VERDICT_TEXT = {
@@ -50,7 +51,58 @@ VERDICT_TEXT = {
     (Verdict.MET, False): "I fas",
     (Verdict.AT_RISK, False): "Risk för brist",
     (Verdict.NOT_MET, False): "Ligger efter",
+    (Verdict.INCOMPLETE, True): "Underlaget ofullständigt",
+    (Verdict.INCOMPLETE, False): "Underlaget ofullständigt",
 }
+
+# What a mail in review holds, as the report names it (MailKind values; minutes by the network's own word).
+KIND_TEXT = {
+    "member_list": "medlemsförteckning",
+    "meeting_dates": "mötesdatum",
+    "meeting_invite": "kallelse",
+    "meeting_cancel": "inställt möte",
+    "deliverable": "leverans",
+    "reply": "svar på påminnelse",
+    "other": "okänt innehåll",
+}
+
+
+def review_sentence(in_review: tuple[tuple[str, ...], ...], minutes_name: str) -> str | None:
+    """'2 mejl väntar på granskning (protokoll, medlemsförteckning).', or None when none waits."""
+    if not in_review:
+        return None
+    names = {minutes_name if kind == "minutes" else KIND_TEXT.get(kind, kind) for kinds in in_review for kind in kinds}
+    what = f" ({join(sorted(names))})" if names else ""
+    return f"{plural(len(in_review), 'mejl väntar', 'mejl väntar')} på granskning{what}."
+
+
+@dataclass(frozen=True)
+class DeliverableRow:
+    """One dated deliverable of the commission, as the report shows it."""
+
+    title: str
+    due: date
+    received: date | None  # the first time it came in (up to the report's date)
+    as_of: date
+
+    @property
+    def days_late(self) -> int | None:
+        """Days after the due date it came in, or (missing) has been due; None when on time or not yet due."""
+        end = self.received or self.as_of
+        return (end - self.due).days if end > self.due else None
+
+    @property
+    def missing(self) -> bool:
+        return self.received is None and self.due < self.as_of
+
+    def sentence(self) -> str:
+        if self.received is not None:
+            late = self.days_late
+            when = f"Kom in {long_date(self.received)}"
+            return when + (f", {plural(late, 'dag', 'dagar')} för sent." if late else ", i tid.")
+        if self.missing:
+            return f"Saknas; skulle ha lämnats för {plural(self.days_late or 0, 'dag', 'dagar')} sedan."
+        return f"Ska lämnas senast {long_date(self.due)}."
 
 
 @dataclass(frozen=True)
@@ -99,6 +151,21 @@ class NetworkReport:
     reasons: tuple[str, ...]  # Swedish: why the commission was not met (or is at risk)
     pending: tuple[str, ...]  # Swedish: what is not yet due on the report's date
     findings: tuple[Finding, ...] = field(default=(), repr=False)
+    deliverables: tuple[DeliverableRow, ...] = ()  # every dated deliverable of the commission, by due date
+    in_review: tuple[tuple[str, ...], ...] = ()  # per mail of the network still waiting for a person: its kinds
+
+    @property
+    def review_sentence(self) -> str | None:
+        return review_sentence(self.in_review, self.minutes_name)
+
+    @property
+    def deliverables_received(self) -> int:
+        return sum(1 for d in self.deliverables if d.received is not None)
+
+    @property
+    def deliverables_due(self) -> int:
+        """Deliverables due by the report's date, or in already."""
+        return sum(1 for d in self.deliverables if d.received is not None or d.due <= d.as_of)
 
     @property
     def held(self) -> int:
@@ -197,6 +264,17 @@ class YearReport:
                     "minutes_received": n.minutes_received,
                     "members": n.members_total,
                     "members_by_municipality": dict(n.members_by_municipality),
+                    "mails_in_review": len(n.in_review),
+                    "deliverables": [
+                        {
+                            "title": d.title,
+                            "due": d.due.isoformat(),
+                            "received": d.received.isoformat() if d.received else None,
+                            "days_late": d.days_late,
+                            "missing": d.missing,
+                        }
+                        for d in n.deliverables
+                    ],
                     "meetings": [
                         {
                             "date": m.date.isoformat(),
@@ -248,7 +326,8 @@ def _concerns_year(finding: Finding, year: int, network: Network) -> bool:
         return finding.meeting_date.year == year
     if finding.obligation is ObligationKind.DELIVERABLE:
         key = finding.id.rsplit(":", 1)[-1]
-        return any(d.key == key and d.due.year == year for d in network.deliverables)
+        due_this_year = any(d.key == key and d.due.year == year for d in network.deliverables)
+        return due_this_year or finding.state is State.OVERDUE  # missing since an earlier year: still missing
     return finding.id.endswith(f":{year}")
 
 
@@ -264,7 +343,7 @@ def _reason(finding: Finding, report_meetings: tuple[MeetingRow, ...], minimum: 
 
 
 def judge(findings: Sequence[Finding], as_of: date, complete: bool, meetings: tuple[MeetingRow, ...],
-          minimum: int) -> tuple[Verdict, tuple[str, ...], tuple[str, ...]]:  # fmt: skip
+          minimum: int, in_review: str | None = None) -> tuple[Verdict, tuple[str, ...], tuple[str, ...]]:  # fmt: skip
     """The verdict, the reasons (what is broken or at risk) and what is still pending.
 
     In a finished year an obligation still 'open' or 'at risk' on 31 December whose deadline was in the year
@@ -286,10 +365,14 @@ def judge(findings: Sequence[Finding], as_of: date, complete: bool, meetings: tu
                 risks.append(reason)
             else:
                 pending.append(reason)
+    # Mail waiting for a person may hold what is missing (or show more is wrong): never "met" while it waits.
+    waiting = [f"{in_review} Bedömningen kan ändras när de är granskade."] if in_review else []
     if broken:
-        return Verdict.NOT_MET, tuple(broken + risks), tuple(pending)
+        return Verdict.NOT_MET, tuple(broken + risks + waiting), tuple(pending)
     if risks:
-        return Verdict.AT_RISK, tuple(risks), tuple(pending)
+        return Verdict.AT_RISK, tuple(risks + waiting), tuple(pending)
+    if waiting:
+        return Verdict.INCOMPLETE, tuple(waiting), tuple(pending)
     return Verdict.MET, (), tuple(pending)
 
 
@@ -334,9 +417,17 @@ def _members_by_municipality(facts: NetworkFacts, as_of: date,
     return (in_force.received_on if in_force else None), rows
 
 
+def _deliverable_rows(network: Network, facts: NetworkFacts, as_of: date) -> tuple[DeliverableRow, ...]:
+    rows = []
+    for deliverable in sorted(network.deliverables, key=lambda d: d.due):
+        got = [d.received_on for d in facts.deliverables if d.key == deliverable.key and d.received_on <= as_of]
+        rows.append(DeliverableRow(deliverable.title, deliverable.due, min(got) if got else None, as_of))
+    return tuple(rows)
+
+
 def build_network_report(network: Network, facts: NetworkFacts, year: int, as_of: date, known_on: date,
-                         municipalities: tuple[str, ...],
-                         attendance: Mapping[date, frozenset[str]]) -> NetworkReport:  # fmt: skip
+                         municipalities: tuple[str, ...], attendance: Mapping[date, frozenset[str]],
+                         in_review: tuple[tuple[str, ...], ...] = ()) -> NetworkReport:  # fmt: skip
     known = facts_known_on(facts, known_on)
     meetings = _meeting_rows(network, known, year, as_of, attendance)
     with_minutes = [m for m in meetings if m.status is MeetingStatus.HELD and m.present is not None]
@@ -349,7 +440,8 @@ def build_network_report(network: Network, facts: NetworkFacts, year: int, as_of
         f for f in evaluate(network, known, as_of, municipalities) if _concerns_year(f, year, network)
     ]  # fmt: skip
     complete = as_of == date(year, 12, 31)
-    verdict, reasons, pending = judge(findings, as_of, complete, meetings, network.min_meetings_per_year)
+    waiting = review_sentence(in_review, network.minutes_name)
+    verdict, reasons, pending = judge(findings, as_of, complete, meetings, network.min_meetings_per_year, waiting)
     return NetworkReport(
         key=network.key,
         name=network.name,
@@ -365,12 +457,14 @@ def build_network_report(network: Network, facts: NetworkFacts, year: int, as_of
         reasons=reasons,
         pending=pending,
         findings=tuple(findings),
+        deliverables=_deliverable_rows(network, known, as_of),
+        in_review=in_review,
     )
 
 
 def build_report(year: int, today: date, networks: Sequence[Network], municipalities: tuple[str, ...],
-                 facts: Mapping[str, NetworkFacts],
-                 attendance: Mapping[str, Mapping[date, frozenset[str]]]) -> YearReport:  # fmt: skip
+                 facts: Mapping[str, NetworkFacts], attendance: Mapping[str, Mapping[date, frozenset[str]]],
+                 in_review: Mapping[str, tuple[tuple[str, ...], ...]] | None = None) -> YearReport:  # fmt: skip
     """The report on `year` as made on `today`, from each network's facts and its minutes' attendance."""
     as_of, known_on = report_dates(year, today)
     return YearReport(
@@ -387,6 +481,7 @@ def build_report(year: int, today: date, networks: Sequence[Network], municipali
                 known_on,
                 municipalities,
                 attendance.get(network.key, {}),
+                (in_review or {}).get(network.key, ()),
             )  # fmt: skip
             for network in networks
         ),
@@ -415,7 +510,18 @@ def gather_report(session: Session, registry: Registry, year: int, today: date, 
     names = registry.municipality_index().names
     facts = {n.key: network_facts(session, n.key, tz) for n in networks}
     attendance = {n.key: attendance_of(session, n.key, year, known_on, tz) for n in networks}
-    return build_report(year, today, networks, names, facts, attendance)
+    return build_report(year, today, networks, names, facts, attendance, mails_in_review(session, known_on, tz))
+
+
+def mails_in_review(session: Session, known_on: date, tz: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Per network: the kinds of each of its mails that still wait in review, received up to `known_on`."""
+    waiting: dict[str, list[tuple[str, ...]]] = {}
+    rows = session.exec(select(InboundMail).where(InboundMail.status == MailStatus.REVIEW.value)).all()
+    for mail in rows:
+        if mail.network_key is None or local_date(mail.received, tz) > known_on:
+            continue
+        waiting.setdefault(mail.network_key, []).append(tuple(k for k in mail.kinds.split(",") if k))
+    return {key: tuple(kinds) for key, kinds in waiting.items()}
 
 
 # --- rendering --------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from registry.cli import app
 from registry.config import Registry, load_registry
 from registry.db import open_registry
 from registry.domain import MeetingStatus, Role
-from registry.facts import MeetingFact, MemberFact, MemberListFact, MinutesFact, NetworkFacts
+from registry.facts import DeliverableFact, MeetingFact, MemberFact, MemberListFact, MinutesFact, NetworkFacts
 from registry.models import InboundMail
 from registry.paths import config_dir
 from registry.queries import members_in_force, network_facts
@@ -167,6 +167,45 @@ def test_a_running_year_is_judged_per_the_day_and_only_at_risk(registry: Registr
     assert "Nätverket har hållit 2 av minst 4 möten (2 möten till är planerade)." in item.pending
     html = render_report(report)
     assert "per 20 maj 2025" in html and "Året pågår." in html
+
+
+def test_mail_waiting_in_review_means_the_verdict_cannot_be_in_phase(registry: Registry) -> None:
+    names = registry.municipality_index().names
+    facts = _grundskola_facts()
+    facts = NetworkFacts(facts.member_lists, facts.meetings + (_meeting(date(2025, 12, 4)),), facts.minutes)
+    waiting = {"grundskola": (("minutes",), ("member_list", "minutes"))}
+    report = build_report(2025, date(2025, 5, 20), [registry.network("grundskola")], names, {"grundskola": facts}, {},
+                          waiting)  # fmt: skip
+    (item,) = report.networks
+    assert item.verdict is Verdict.INCOMPLETE  # the same facts without the waiting mail are "I fas" (test above)
+    assert item.reasons == (
+        "2 mejl väntar på granskning (medlemsförteckning och protokoll). Bedömningen kan ändras när de är granskade.",
+    )
+    html = render_report(report)
+    assert "Underlaget ofullständigt" in html and 'data-testid="review-grundskola"' in html
+    assert "I fas" not in html
+
+
+def test_the_report_lists_every_deliverable_with_its_lateness(registry: Registry) -> None:
+    names = registry.municipality_index().names
+    plan = DeliverableFact("kompetensutvecklingsplan-2023-2025", date(2025, 11, 14))
+    vux = DeliverableFact("komx-delrapport-2021", date(2021, 6, 28))
+    report = build_report(2025, date(2025, 11, 21), [registry.network("introduktion"), registry.network("vux")],
+                          names, {"introduktion": NetworkFacts(deliverables=(plan,)),
+                                  "vux": NetworkFacts(deliverables=(vux,))}, {})  # fmt: skip
+    introduktion, vuxen = report.networks
+    (row,) = introduktion.deliverables
+    assert (row.received, row.days_late, row.missing) == (date(2025, 11, 14), 684, False)
+    assert row.sentence() == "Kom in 14 november 2025, 684 dagar för sent."
+    assert len(vuxen.deliverables) == 6 and (vuxen.deliverables_received, vuxen.deliverables_due) == (1, 6)
+    assert [d.missing for d in vuxen.deliverables].count(True) == 5
+    # Still missing from 2021-2022, so the 2025 verdict names them.
+    assert (
+        vuxen.verdict is Verdict.NOT_MET
+        and sum(r.startswith(("Delrapport", "Återrapport")) for r in vuxen.reasons) == 5
+    )
+    html = render_report(report)
+    assert html.count('data-field="deliverable-state"') == 7 and "Leveranser enligt uppdraget" in html
 
 
 def test_what_came_in_after_the_day_is_not_known_on_it() -> None:
@@ -323,8 +362,11 @@ def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry):
 def test_report_command_writes_the_html(invoke, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = invoke("--year", "2025", "--as-of", "2026-01-10", "--out", str(tmp_path / "r.html"))
     assert result.exit_code == 0, result.output
-    assert "Årsrapport 2025: 5 networks ->" in result.stdout
-    assert "grundskola: not_met (4 of at least 4 meetings held)" in result.stdout
+    assert "Årsrapport 2025: 5 nätverk ->" in result.stdout
+    # The console summary gives each verdict with its reasons (not a count of meetings that says nothing of why).
+    lines = result.stdout.splitlines()
+    at = lines.index("  grundskola: Uppdraget inte uppfyllt")
+    assert lines[at + 1].startswith("    – ") and "meetings held" not in result.stdout
     assert "Rektorer i grundskolan" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
