@@ -400,6 +400,20 @@ def _reclaim(engine: Engine, now: datetime) -> int:
         return int(result.rowcount or 0)
 
 
+def take_over_sending(engine: Engine, now: datetime) -> int:
+    """The worker that has just taken the lease (started, or took over from a dead holder) is the only one that
+    sends: every row still 'sending' was claimed before it held the lease, by a holder that is gone, so it goes
+    back to pending at once instead of waiting SENDING_LEASE. It keeps its Message-ID and bytes (at-least-once)."""
+    with Session(engine) as session:
+        result = session.exec(
+            update(OutboundMail)
+            .where(col(OutboundMail.state) == "sending", col(OutboundMail.next_attempt) <= now + SENDING_LEASE)
+            .values(state="pending", next_attempt=now)
+        )
+        session.commit()
+        return int(result.rowcount or 0)
+
+
 def _due_ids(engine: Engine, now: datetime, exclude: set[int]) -> list[int]:
     with Session(engine) as session:
         ids = session.exec(

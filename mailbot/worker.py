@@ -68,9 +68,26 @@ class Worker:
         self._renew_at = 0.0  # time.monotonic() of the next renewal due during a pass
 
     def _renew(self) -> bool:
+        was_active = lease.still_held(LEASE)
         held = lease.with_lease(self.rt, LEASE, self.schedule.lease_time)
         self._renew_at = time.monotonic() + self.schedule.lease_time.total_seconds() / 4
+        if held and not was_active:
+            self.take_over_sending()
         return held
+
+    def take_over_sending(self) -> None:
+        """On becoming the active worker: the receipts and reminders a dead holder left in 'sending' go at once."""
+        from mailbot.outbox import take_over_sending
+
+        try:
+            taken = take_over_sending(self.rt.engine(), datetime.now(UTC))
+        except SQLAlchemyError as error:
+            log.error(
+                "taking over unsent mail failed, it waits for its claim to expire: %s", getattr(error, "orig", error)
+            )
+            return
+        if taken:
+            log.info("took over %d mails a previous worker left in 'sending'", taken)
 
     def heartbeat(self) -> bool:
         """Take or renew the lease between passes; on a takeover, poll at once."""

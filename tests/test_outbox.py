@@ -544,3 +544,36 @@ def test_a_sender_killed_after_the_servers_acceptance_resends_once_with_the_same
     assert first.raw == second.raw  # the very same bytes, so the copy can be dropped
     (final,) = outbox(engine)
     assert (final.state, final.attempts) == ("sent", 2)
+
+
+def test_the_new_lease_holder_takes_over_a_dead_workers_sending_rows_at_once(
+    tmp_path: Path, engine: Engine, registry: Registry, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-send left a row in 'sending' with a fresh claim; the worker that then takes the lease
+    sends it at once, with the same Message-ID, instead of waiting SENDING_LEASE (10 minutes)."""
+    from mailbot.worker import Worker
+    from registry.runtime import Runtime
+
+    (row,) = queued(engine, registry, reminders(registry))
+    assert row.id is not None
+    now = datetime.now(UTC)
+    assert outbox_module._claim(engine, row.id, now) is not None  # the dead worker's claim, not expired
+    for name in [n for n in os.environ if n.startswith("MAILBOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    from registry import lease
+
+    monkeypatch.setattr(lease, "_trusted_until", {})  # a new process: it holds no lease yet
+    monkeypatch.setattr(lease, "_holding", {})
+    directory = tmp_path / "outbox"
+    worker = Worker(Runtime(config_path=None, overrides={"database": {"url": database_url},
+                                                        "smtp": {"directory": str(directory)}}))  # fmt: skip
+
+    assert worker._renew()  # becomes the active worker: the row is pending again
+    (taken,) = outbox(engine)
+    assert taken.state == "pending"
+    report = drain_outbox(engine, settings_for(SmtpSettings(directory=directory)), lambda: now + timedelta(minutes=1))
+
+    assert report.sent == [row.id]
+    assert parsed((directory / f"{row.id}-reminder.eml").read_bytes())["Message-ID"] == f"<{row.message_id}>"
+    worker.rt.engine().dispose()
