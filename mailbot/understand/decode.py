@@ -22,6 +22,9 @@ from mailbot.understand.html_text import html_to_text
 from mailbot.understand.types import Attachment, ForwardedFrom, ParsedMail
 
 MAX_ATTACHED_MAIL_DEPTH = 3
+MAX_HEADER_VALUE = 64 * 1024  # characters of one header value that are decoded
+MAX_HEADERS = 1000  # header fields of one message that are read
+MAX_PARTS = 500  # MIME parts of one mail that are read (real mail has a few, a newsletter some dozens)
 _MAX_MIME_NESTING = 40  # far beyond real mail; guards the recursion against crafted input
 
 # What policy.default's header parser raises on malformed headers: CPython 3.11 raises IndexError
@@ -238,7 +241,11 @@ def _lower_addresses(addresses: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
 
 
 def _read_message(message: Message, depth: int, defects: list[str]) -> ParsedMail:
-    decoded = [(str(name), _decode_header(str(name), value)) for name, value in message.raw_items()]
+    # Bounded: a header value past MAX_HEADER_VALUE (a 1 MiB Subject, 5,000 recipients) is cut before decoding.
+    decoded = [
+        (str(name), _decode_header(str(name), str(value)[:MAX_HEADER_VALUE]))
+        for name, value in list(message.raw_items())[:MAX_HEADERS]
+    ]
     headers = tuple((name.lower(), header.text) for name, header in decoded)
 
     def first(name: str) -> _Header | None:
@@ -343,9 +350,15 @@ class _MimeWalker:
     mails: list[ParsedMail] = field(default_factory=list)
     bounced: list[str] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    parts: int = 0
 
     def walk(self, part: Message, *, take_body: bool, in_related: bool, level: int) -> None:
         content_type = part.get_content_type()
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            if self.parts == MAX_PARTS + 1:
+                self.defects.append(f"the mail has more than {MAX_PARTS} MIME parts; the rest were not read")
+            return
         if level > _MAX_MIME_NESTING:
             self.defects.append(f"MIME parts nested deeper than {_MAX_MIME_NESTING} levels were skipped")
             return

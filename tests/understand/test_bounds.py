@@ -74,3 +74,19 @@ def test_the_address_pattern_finds_what_it_found_before() -> None:
 def test_garbage_lines_give_no_member_list(municipalities) -> None:  # type: ignore[no-untyped-def]
     garbage = "\n".join(["a" * 400_000, "a" + " " * 400_000 + "!", "ab-" * 100_000, "1" * 400_000])
     assert parse_member_lines(garbage, municipalities) is None
+
+
+def test_thousands_of_parts_and_huge_headers_are_cut_and_said() -> None:
+    from mailbot.understand.decode import MAX_HEADER_VALUE, MAX_PARTS, parse_mail
+
+    parts = b"".join(b"--BB\r\nContent-Type: text/plain\r\n\r\nDel %d\r\n" % i for i in range(5000))
+    recipients = ", ".join(f"p{i}@skovde.se" for i in range(5000)).encode()
+    raw = (
+        b"From: a@hjo.se\r\nTo: " + recipients + b"\r\nSubject: " + b"x" * (1 << 20) + b"\r\nMessage-ID: <m@hjo.se>\r\n"
+        b"Content-Type: multipart/mixed; boundary=BB\r\n\r\n" + parts + b"--BB--\r\n"
+    )
+    mail = parse_mail(raw)
+    assert mail.message_id == "m@hjo.se"
+    assert len(mail.subject) <= MAX_HEADER_VALUE
+    assert 0 < len(mail.to) < 5000
+    assert f"more than {MAX_PARTS} MIME parts" in " ".join(mail.defects)
