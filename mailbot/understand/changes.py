@@ -20,14 +20,14 @@ CANCEL_WORDS = re.compile(
     re.IGNORECASE,
 )
 MOVE_WORDS = re.compile(
-    r"\b(flyttas|flyttar\s+vi|flyttat|flyttad|flyttade|ändrat\s+datum|ändrad\s+tid|nytt\s+datum|byter\s+datum|"
+    r"\b(flyttas|flyttats|flyttar\s+vi|flyttar|flyttat|flyttad|flyttade|flyttades|ändrat\s+datum|ändrad\s+tid|nytt\s+datum|byter\s+datum|"
     r"ändras\s+till|skjuts\s+upp|tidigareläggs|senareläggs|blir\s+i\s*stället|blir\s+istället|ska\s+vara|skulle\s+vara)\b",
     re.IGNORECASE,
 )
-# "samma tid och plats", "som vanligt", "fortfarande Falköping" after a new date is not a new place.
-_SAME = re.compile(
-    r"\b(samma|som\s+vanligt|som\s+tidigare|oförändrad|oförändrat|fortfarande|tid\s+och\s+plats)\b", re.I
-)
+# "samma tid och plats", "som vanligt" after a new date is not a new place; "fortfarande Falköping" is Falköping.
+_SAME = re.compile(r"\b(samma|som\s+vanligt|som\s+tidigare|oförändrad|oförändrat|tid\s+och\s+plats)\b", re.I)
+_STILL_PLACE = re.compile(r"\b(?:fortfarande|också|även)\s+(?:i\s+|på\s+)?([A-ZÅÄÖ][\wåäö]+(?:,?\s+[A-ZÅÄÖ][\wåäö]+)?)")
+_STILL = re.compile(r"^(?:och\s+)?(?:fortfarande|också|även)\s+(?:i\s+|på\s+)?", re.I)
 MONTHS = {
     "januari": 1, "februari": 2, "mars": 3, "april": 4, "maj": 5, "juni": 6, "juli": 7, "augusti": 8,
     "september": 9, "oktober": 10, "november": 11, "december": 12,
@@ -128,12 +128,15 @@ def find_changes(
                         continue
                 new = new_dates[0]
                 was = by_date.get(old)
-                place = None if new.place and _SAME.search(new.place) else new.place
+                place = _STILL.sub("", new.place) if new.place else None  # "fortfarande Falköping"
+                place = None if place and (_SAME.search(place) or not place[:1].isupper()) else place
+                if place is None and (still := _STILL_PLACE.search(after)) is not None:
+                    place = still.group(1)
                 if was is not None:
                     new = MeetingDate(new.date, new.start or was.start, new.end, place or was.place,  # type: ignore[arg-type]
                                       new.source_text)  # fmt: skip
                 elif place != new.place:
-                    new = MeetingDate(new.date, new.start, new.end, None, new.source_text)
+                    new = MeetingDate(new.date, new.start, new.end, place, new.source_text)
                 changes.append(MeetingChange("move", old, new, was is not None, sentence))
                 lines.append(sentence)
                 continue

@@ -21,8 +21,12 @@ from . import dates as date_parser
 from .authentication import AuthenticationPolicy, authenticate
 from .changes import KnownMeeting, MeetingChange, find_changes
 from .classify import (
+    FORWARD_PREFIX,
+    MINUTES_WORDS,
+    REPLY_PREFIX,
     REVISION_WORDS,
     NetworkChoice,
+    aliases_in,
     choose_network,
     has_any,
     is_auto_reply,
@@ -37,6 +41,14 @@ from .minutes import parse_minutes
 from .periods import Period, find_period
 from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
 
+# "jag hann inte avidentifiera punkt 1, kan ni kolla innan det läggs ut?": a person reads them first.
+PUBLICATION_CHECK = re.compile(
+    r"(?i)\b(avidentifi\w*|anonymiser\w*|innan\s+(?:det|de|den|ni)\s+(?:läggs\s+ut|publiceras|publicerar))"
+)
+UNRELATED_DOCUMENT = re.compile(
+    r"(?i)\b(inbjudan|inbjudning|föreläsning|forelasning|presentation|bildspel|dagordning|agenda|program|affisch|"
+    r"kallelse|anmälan|anmalan)\b"
+)
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
 CHANGING_KINDS = frozenset(
     {MailKind.MEMBER_LIST, MailKind.MEETING_DATES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.MINUTES,
@@ -275,7 +287,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     body_for_dates = mail.body_text
     if network is not None and not events and MailKind.MINUTES not in kinds:
         found_changes = find_changes(mail.body_text, context_day, ctx.meetings.get(network.key, ()), period_heading)
-        changes = found_changes.changes
+        changes = _with_stated_time_and_place(found_changes.changes, mail.body_text, context_day, period_heading)
         problems.extend(found_changes.problems)
         for line in found_changes.lines:
             body_for_dates = body_for_dates.replace(line, "")
@@ -338,6 +350,12 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         # A date the sender may have mistyped ("fredag 13 mars" is a Thursday) is not recorded as a fact.
         problems.append("meeting dates in doubt: " + "; ".join(date_problems))
 
+    if MailKind.MINUTES in kinds and PUBLICATION_CHECK.search(mail.body_text):
+        problems.append("the sender asks for the minutes to be checked before they are published")
+    named = aliases_in(FORWARD_PREFIX.sub("", REPLY_PREFIX.sub("", mail.subject or "")), networks)
+    if len(named) > 1 and ctx.assigned_network is None and kinds & CHANGING_KINDS:
+        # Joint minutes or dates of two networks: whose facts they are is a person's call.
+        problems.append(f"the subject names several networks ({', '.join(sorted(named))}); a person decides")
     if MailKind.MEMBER_LIST in kinds and member_list is not None:
         if period_found.conflict:
             problems.append(f"the period of the member list is unclear: {period_found.conflict}")
@@ -386,6 +404,24 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
 
 
+def _with_stated_time_and_place(
+    changes: tuple[MeetingChange, ...], text: str, context_day: date, period_heading: str | None
+) -> tuple[MeetingChange, ...]:
+    """A move whose new date the mail also states with its time and place elsewhere (a table row) takes them."""
+    if not any(c.new is not None and (c.new.start is None or c.new.place is None) for c in changes):
+        return changes
+    stated = {d.date: d for d in date_parser.parse_meeting_dates(text, context_day, period_heading).dates}
+    out = []
+    for change in changes:
+        new, row = change.new, stated.get(change.new.date) if change.new else None
+        if new is not None and row is not None:
+            new = MeetingDate(new.date, new.start or row.start, new.end or row.end, new.place or row.place,
+                              new.source_text)  # fmt: skip
+            change = MeetingChange(change.action, change.old_date, new, change.known, change.source_text)
+        out.append(change)
+    return tuple(out)
+
+
 def _read_minutes(
     mail: ParsedMail,
     candidates: Sequence[Attachment],
@@ -399,6 +435,16 @@ def _read_minutes(
     subject_date = date_parser.parse_date(mail.subject or "", context_day, "past")
     if subject_date is None and mail.forwarded and mail.forwarded.subject:
         subject_date = date_parser.parse_date(mail.forwarded.subject, context_day, "past")
+    if is_reply_subject(mail):
+        subject_date = None  # "SV: Påminnelse: minnesanteckningar 5 juni" names the mail answered, not these minutes
+    # An invitation, a presentation or an agenda sent along with the minutes is left aside, not read as minutes.
+    beside = [
+        a
+        for a in candidates
+        if UNRELATED_DOCUMENT.search(stem := PurePath(a.filename or "").stem) and not has_any(stem, MINUTES_WORDS)
+    ]
+    if beside and len(beside) < len(candidates):
+        candidates = [a for a in candidates if a not in beside]
     sources: list[tuple[str, str, bytes, str | None, str | None]] = []
     for attachment in candidates:
         text, problem = extract_text(attachment)
@@ -423,6 +469,9 @@ def _read_minutes(
         if not distinct:
             problems.append(f"minutes date not found in {filename!r} (subject, file name or heading)")
             continue
+        if len(distinct) > 1 and known.get("heading") is not None and known.get("heading") == known.get("file name"):
+            # The document itself (its heading and its file name) agrees; the subject names another meeting.
+            distinct = {known["heading"]}
         if len(distinct) > 1:
             described = ", ".join(f"{where} {day.isoformat()}" for where, day in known.items())
             problems.append(f"minutes date unclear in {filename!r}: {described}")
