@@ -356,6 +356,8 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if len(named) > 1 and ctx.assigned_network is None and kinds & CHANGING_KINDS:
         # Joint minutes or dates of two networks: whose facts they are is a person's call.
         problems.append(f"the subject names several networks ({', '.join(sorted(named))}); a person decides")
+    if MailKind.MEMBER_LIST in kinds and member_list is not None and network is not None:
+        problems.extend(_drastic_list_problems(member_list, network.key, sender, ctx))
     if MailKind.MEMBER_LIST in kinds and member_list is not None:
         if period_found.conflict:
             problems.append(f"the period of the member list is unclear: {period_found.conflict}")
@@ -402,6 +404,20 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if problems:
         return Understanding(MailStatus.REVIEW, reasons=tuple(reasons), review_reason="; ".join(problems), **base)
     return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
+
+
+def _drastic_list_problems(member_list: MemberListResult, network: str, sender: str | None, ctx: Context) -> list[str]:
+    """A new list that drops most of the list in force needs a person (unless an admin sent it)."""
+    if _is_admin(sender, ctx) or ctx.assigned_network is not None:
+        return []
+    in_force = {email for email, roles in ctx.memberships.items() if any(r.network == network for r in roles)}
+    dropped = in_force - {m.email for m in member_list.members}
+    if len(in_force) >= 4 and len(dropped) * 2 > len(in_force):
+        return [
+            f"the new list would drop {len(dropped)} of the {len(in_force)} members in force of {network} "
+            f"({', '.join(sorted(dropped)[:5])}{', …' if len(dropped) > 5 else ''}); a person confirms"
+        ]
+    return []
 
 
 def _with_stated_time_and_place(
