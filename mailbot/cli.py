@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -72,6 +73,7 @@ def _print_pass(result: jobs.PollResult, as_json: bool, list_mails: bool = True)
                 "idle": report.idle,
                 "mails": report.mails,
                 "sent": len(result.drained.sent) if result.drained else 0,
+                "site": asdict(result.published) if result.published else None,
             }  # fmt: skip
         )
         return
@@ -105,7 +107,11 @@ def poll(ctx: typer.Context, as_json: JsonOption = False,
                 result = jobs.poll(rt, now, lambda n: bar.advance(task, n), send=not no_send)
         else:
             result = jobs.poll(rt, now, send=not no_send)
+        # The public site: new minutes of an `auto` network, approved ones, or a failed upload to retry.
+        result.published = published = jobs.publish_if_due(rt, now)
         _print_pass(result, as_json)
+        if published.upload_error:
+            typer.echo(f"warning: the public site could not be uploaded: {published.upload_error}", err=True)
 
 
 @app.command()

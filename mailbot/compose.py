@@ -297,11 +297,17 @@ def _reminder_context(planned: PlannedReminder, network: Network | None, shared_
 
 def _summary_context(planned: PlannedReminder, networks: dict[str, Network], shared_mailbox: str) -> dict[str, Any]:
     groups: dict[str, list[dict[str, Any]]] = {}
+    waiting: dict[str, list[dict[str, Any]]] = {}  # minutes to publish, by network
     for finding in planned.findings:
         network = networks.get(finding.network)
         name = network.name if network else finding.network
-        groups.setdefault(name, []).append(_item(finding, network))
-    return {"groups": groups, "planned_on": planned.planned_on, "shared_mailbox": shared_mailbox}
+        item = _item(finding, network)
+        if finding.obligation is ObligationKind.PUBLICATION:
+            item["minutes_id"] = finding.id.rsplit(":", 1)[-1]  # what `registry publish --approve` takes
+            waiting.setdefault(name, []).append(item)
+        else:
+            groups.setdefault(name, []).append(item)
+    return {"groups": groups, "waiting": waiting, "planned_on": planned.planned_on, "shared_mailbox": shared_mailbox}
 
 
 def first_name(sender_name: str | None) -> str:

@@ -23,6 +23,8 @@ from mailbot.remind import (
     mailbox_recovered_alert,
     plan_receipt,
     plan_reminders,
+    upload_failing_alert,
+    upload_recovered_alert,
     without_answers_in_review,
 )
 from mailbot.understand.types import MeetingDate
@@ -111,6 +113,7 @@ class PollResult:
     report: PassReport
     drained: outbox.DrainReport | None = None
     errors: list[str] = field(default_factory=list)
+    published: PublishResult | None = None  # the public site after the pass (`mailbot poll`)
 
 
 def mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
@@ -302,6 +305,54 @@ def remind(
     if send:
         outbox.drain_outbox(engine, rt.settings, lambda: now)
     return listing
+
+
+@dataclass
+class PublishResult:
+    built: bool = False
+    first_time: list[int] = field(default_factory=list)
+    uploaded: bool | None = None  # None: no upload ran (none configured, or nothing to upload)
+    upload_error: str | None = None
+
+
+def publish_if_due(rt: Runtime, now: datetime, daily: bool = False) -> PublishResult:
+    """Rebuild the public site when minutes wait to go on it for the first time (new minutes of an `auto`
+    network, or minutes a person approved since the last build), and once a day (`daily`); then upload it when
+    `publication.upload_command` is set. A failed upload is retried at every pass until one succeeds; after
+    `failures_before_alert` failures in a row the admin gets one alert, and one mail when it works again."""
+    from registry import publication
+
+    settings = rt.settings.publication
+    engine = rt.engine()
+    if not any(n.minutes_published_on_web for n in rt.registry.networks):
+        return PublishResult()
+    with Session(engine) as session:
+        due = daily or publication.has_unpublished(session, rt.registry)
+        state = publication.site_state(session)
+        upload_pending = bool(state and state.upload_pending)
+    result = PublishResult()
+    if due:
+        report = publication.build(engine, rt.registry, settings, now, rt.tz)
+        result.built, result.first_time = True, report.first_time
+    if settings.upload_command is None or not (due or upload_pending):
+        return result
+    outcome = publication.upload_site(engine, settings, now)
+    assert outcome is not None
+    result.uploaded, result.upload_error = outcome.ok, outcome.error
+    admin = rt.settings.admin.addresses
+    alert = None
+    if not outcome.ok and outcome.failures >= rt.settings.schedule.failures_before_alert and not outcome.alert_sent:
+        alert = upload_failing_alert(outcome.error or "", outcome.failures, outcome.streak_started, admin, tz=rt.tz)
+    elif outcome.ok and outcome.alert_sent:
+        alert = upload_recovered_alert(outcome.failures, outcome.streak_started, now, admin, tz=rt.tz)
+    if alert is not None:
+        with Session(engine) as session:
+            outbox.queue(session, [alert], now, rt.settings, rt.registry)
+            if not outcome.ok:
+                publication.mark_alert_sent(session)
+            session.commit()
+        outbox.drain_outbox(engine, rt.settings, lambda: now)
+    return result
 
 
 # Freed pages are reused by SQLite anyway; the file is rewritten (VACUUM) only when a purge freed this much.

@@ -26,7 +26,7 @@ from registry.swedish import join, long_date
 
 ReminderKind = Literal["reminder", "admin_summary"]
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-AlertReason = Literal["mailbox_failing", "mailbox_recovered", "delivery_failed"]
+AlertReason = Literal["mailbox_failing", "mailbox_recovered", "delivery_failed", "upload_failing", "upload_recovered"]
 
 # --- working days ---------------------------------------------------------------------------------
 
@@ -108,6 +108,8 @@ def _items_key(ids: Sequence[str]) -> str:
 
 def _is_item(finding: Finding, network: Network, today: date, settings: ReminderSettings) -> bool:
     """Whether a finding is something the presidium should hear about today."""
+    if finding.obligation is ObligationKind.PUBLICATION:
+        return False  # publishing is the federation's work, not the network's: the admin's summary lists it
     if finding.state is State.OVERDUE:
         return True
     if finding.state is State.AT_RISK:
@@ -298,21 +300,31 @@ def plan_reminders(
         for f in findings
         if f.state is State.BREACH and f.network in known and ("admin_summary", f.id) not in by_obligation
     ]
-    if breaches and not summarised_today:
-        ids = [f.id for f in breaches]
+    # Minutes waiting to be published (for a person's approval, or a build): listed every working day they wait.
+    waiting = [
+        f
+        for f in findings
+        if f.obligation is ObligationKind.PUBLICATION and f.state in (State.OPEN, State.OVERDUE) and f.network in known
+    ]
+    if (breaches or waiting) and not summarised_today:
+        ids = [f.id for f in breaches + waiting]
+        parts = []
+        if breaches:
+            parts.append(f"{len(breaches)} {'avvikelse' if len(breaches) == 1 else 'avvikelser'} i nätverkens uppdrag")
+        if waiting:
+            parts.append(f"{len(waiting)} att publicera på utbildningskaraborg.se")
         planned.append(
             PlannedReminder(
                 network=None,
                 to=admin_addresses,
                 cc=(),
-                subject=f"Sammanställning: {len(breaches)} {'avvikelse' if len(breaches) == 1 else 'avvikelser'} "
-                "i nätverkens uppdrag",
-                findings=tuple(breaches),
+                subject=f"Sammanställning: {join(parts)}",
+                findings=tuple(breaches + waiting),
                 escalated=False,
                 dedup_key=f"admin_summary:{today.isoformat()}:{_items_key(ids)}",
                 kind="admin_summary",
                 planned_on=today,
-                times_reminded=tuple(0 for _ in breaches),
+                times_reminded=tuple(0 for _ in breaches + waiting),
             )
         )
     return planned
@@ -548,6 +560,34 @@ def mailbox_recovered_alert(
             ("Läses igen sedan", _when(now, tz)),
         ),
         dedup_key=f"alert:mailbox_recovered:{folder}:{_stamp(last_good_pass_before)}",
+    )
+
+
+def upload_failing_alert(error: str, failures: int, last_upload: datetime | None, admin: Sequence[str],
+                         tz: ZoneInfo = STOCKHOLM) -> PlannedAlert:  # fmt: skip
+    """Once per failure streak of the public site's upload (keyed, like the mailbox's, by the last good upload)."""
+    return PlannedAlert(
+        to=_unique(admin),
+        subject="Larm: webbplatsen med minnesanteckningar kan inte laddas upp",
+        reason="upload_failing",
+        details=(
+            ("Misslyckade försök i rad", str(failures)),
+            ("Senaste fel", single_line(error)),
+            ("Senast lyckade uppladdning", _when(last_upload, tz)),
+        ),
+        dedup_key=f"alert:upload_failing:{_stamp(last_upload)}",
+    )
+
+
+def upload_recovered_alert(failures: int, last_upload_before: datetime | None, now: datetime,
+                           admin: Sequence[str], tz: ZoneInfo = STOCKHOLM) -> PlannedAlert:  # fmt: skip
+    """Sent when an upload succeeds after a failing-alert; same streak key as the alert it closes."""
+    return PlannedAlert(
+        to=_unique(admin),
+        subject="Åtgärdat: webbplatsen med minnesanteckningar laddas upp igen",
+        reason="upload_recovered",
+        details=(("Misslyckade försök innan", str(failures)), ("Uppladdad igen", _when(now, tz))),
+        dedup_key=f"alert:upload_recovered:{_stamp(last_upload_before)}",
     )
 
 

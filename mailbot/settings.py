@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import os
+import shlex
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -213,6 +214,37 @@ class ReaderSettings(BaseModel):
     max_attempts: int = Field(2, ge=1)  # readings that never finished (the service died) before quarantine
 
 
+class PublicationSettings(BaseModel):
+    """`[publication]`: the public site of the minutes (`registry publish`, and the worker after new minutes)."""
+
+    directory: Path = Path("var/publish")  # a symlink to the build in place (see registry/publication.py)
+    base_url: str = "https://utbildningskaraborg.se/natverk/"  # where the web server serves the directory
+    tag_authority: str = "utbildningskaraborg.se,2026"  # the feeds' ids are tag: URIs (RFC 4151); never change it
+    # Run after each build, without a shell: split like a shell would (shlex), "{dir}" replaced by the build's
+    # directory, e.g. "rsync -a --delete {dir}/ web:/var/www/natverk/". None: the directory is all there is.
+    upload_command: str | None = None
+    upload_timeout: float = Field(300.0, gt=0)  # seconds; a slower upload is killed and counts as failed
+    keep_builds: int = Field(2, ge=1, le=20)  # builds kept beside the one in place (requests still reading one)
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an absolute http(s) address")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("upload_command")
+    @classmethod
+    def _splits(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                if not shlex.split(value):
+                    raise ValueError("upload_command is empty")
+            except ValueError as error:
+                raise ValueError(f"upload_command does not split into words: {error}") from None
+        return value
+
+
 class LoggingSettings(BaseModel):
     format: Literal["text", "json"] = "text"  # json: one JSON object per line (--log-format overrides)
 
@@ -233,6 +265,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     logging: LoggingSettings = LoggingSettings()
     reader: ReaderSettings = ReaderSettings()
+    publication: PublicationSettings = PublicationSettings()
     config_dir: Path | None = None  # networks.toml and municipalities.toml; default: the bundled config/
     maildir: Path | None = None  # read a local Maildir instead of IMAP (the embedded default)
 

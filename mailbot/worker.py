@@ -150,7 +150,20 @@ class Worker:
                      report.new, report.registered, report.review, report.ignored, report.already_recorded,
                      sent)  # fmt: skip
         monitoring.ping(monitor)
+        self.publish(datetime.now(UTC))
         self.remind_if_due(datetime.now(UTC))
+
+    def publish(self, now: datetime, daily: bool = False) -> None:
+        """The public site after a pass (new or approved minutes, a failed upload to retry), and daily."""
+        try:
+            self.keep_lease()
+            result = jobs.publish_if_due(self.rt, now, daily=daily)
+            if result.built:
+                log.info("publish: site rebuilt (%d minutes published for the first time)", len(result.first_time))
+        except lease.LeaseLost as error:
+            log.warning("publish not started: %s", error)
+        except (ExpectedError, SQLAlchemyError, OSError) as error:
+            log.error("publish failed, retrying after the next pass: %s", getattr(error, "orig", None) or error)
 
     def remind_if_due(self, now: datetime) -> None:
         engine = self.rt.engine()
@@ -167,6 +180,7 @@ class Worker:
             )
             self.keep_lease()
             jobs.purge_old_raw_mail(self.rt, now)  # once a day, with the reminders
+            self.publish(now, daily=True)
         except lease.LeaseLost as error:
             log.warning("reminder run not started: %s", error)
         except (ExpectedError, SQLAlchemyError) as error:

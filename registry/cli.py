@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from registry import cli_admin, cli_ops, cli_report, queries
+from registry import cli_admin, cli_ops, cli_publish, cli_report, queries
 from registry.domain import MailKind
 from registry.runtime import (
     AsOfOption,
@@ -277,6 +277,7 @@ for _name, _command in (
     ("forget", cli_admin.forget),
     ("purge-raw-mail", cli_admin.purge_raw_mail_command),
     ("report", cli_report.report),
+    ("publish", cli_publish.publish),
     ("backup", cli_ops.backup_command),
     ("restore", cli_ops.restore_command),
 ):

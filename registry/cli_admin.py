@@ -15,6 +15,7 @@ from sqlmodel import Session
 from registry.calendar_feed import calendar as build_calendar
 from registry.calendar_feed import count_events
 from registry.privacy import compact, forget_person, person_export
+from registry.publication import publish_site, site_exists
 from registry.retention import purge_raw_mail, retention_cutoff
 from registry.runtime import (
     AsOfOption,
@@ -127,6 +128,13 @@ def forget(
             typer.echo("Nothing erased.", err=True)
             raise typer.Exit(1)
         done = forget_person(engine, address, datetime.now(rt.tz).date(), _outbox_directory(rt), dry_run=dry_run)
+        if done and not dry_run and site_exists(rt.settings.publication):
+            # Rebuilt from the redacted registry, no earlier build kept, uploaded where configured.
+            rebuilt = publish_site(rt, datetime.now(UTC), keep=0)
+            done["public site rebuilt"] += 1
+            if rebuilt.upload_error:
+                log.error("forget: the rebuilt site could not be uploaded (retried by the worker): %s",
+                          rebuilt.upload_error)  # fmt: skip
         summary = {what: count for what, count in sorted(done.items())}
         if as_json:
             print_json({"erased": bool(done) and not dry_run, "dry_run": dry_run, "done": summary})

@@ -63,6 +63,16 @@ class Deadlines(_Frozen):
     accept_from_previous_year: MonthDay = "11-01"
     # Until this day, the status also shows how the previous calendar year closed.
     previous_year_visible_until: MonthDay = "03-31"
+    # Minutes of a network that publishes them are on the public site within N days of their arrival.
+    publication_days: int = Field(7, ge=0, le=365)
+
+
+class Publication(_Frozen):
+    """How a network's minutes reach the public site (only for `minutes_published_on_web` networks)."""
+
+    # required: each set of minutes waits until a person approves it (`registry publish --approve`);
+    # auto: published with the next build.
+    approval: Literal["required", "auto"] = "required"
 
 
 class Network(_Frozen):
@@ -75,6 +85,8 @@ class Network(_Frozen):
     list_and_dates_sent_by: Sender
     minutes_name: str  # "protokoll" or "minnesanteckningar"
     minutes_published_on_web: bool = False
+    publication: Publication = Publication()
+    purpose: str = ""  # the commission's purpose in one Swedish sentence (shown on the public site)
     all_municipalities_represented: bool = False
     yearly_commission_revision: bool = False
     deliverables: tuple[Deliverable, ...] = ()
@@ -287,7 +299,13 @@ def _parse_registry(networks_path: Path, municipalities_path: Path, contents: li
         except TypeError as error:
             raise ConfigError(f"{networks_path}: networks.{key}.deadlines: {error}") from None
         try:
-            networks.append(Network(key=key, deadlines=deadlines, **table))
+            publication = Publication(**{**defaults.get("publication", {}), **table.pop("publication", {})})
+        except ValidationError as error:
+            raise _describe(networks_path, error, f"networks.{key}.publication") from None
+        except TypeError as error:
+            raise ConfigError(f"{networks_path}: networks.{key}.publication: {error}") from None
+        try:
+            networks.append(Network(key=key, deadlines=deadlines, publication=publication, **table))
         except ValidationError as error:
             raise _describe(networks_path, error, f"networks.{key}") from None
         except TypeError as error:

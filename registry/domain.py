@@ -35,6 +35,16 @@ class ObligationKind(StrEnum):
     REPRESENTATION = "representation"
     COMMISSION_REVISION = "commission_revision"
     DELIVERABLE = "deliverable"
+    PUBLICATION = "publication"
+
+
+class PublicationDecision(StrEnum):
+    """Where a set of minutes of a publishing network stands on its way to the public site."""
+
+    PENDING = "pending"  # waits for a person's approval
+    APPROVED = "approved"  # a person approved it: published with the next build
+    WITHHELD = "withheld"  # a person decided it is not to be published (with a note)
+    AUTO = "auto"  # the network publishes without approval
 
 
 class State(StrEnum):

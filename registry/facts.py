@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, time
 
-from registry.domain import MeetingStatus, ObligationKind, Role, State
+from registry.domain import MeetingStatus, ObligationKind, PublicationDecision, Role, State
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,24 @@ class DeliverableFact:
 
 
 @dataclass(frozen=True)
+class PublicationFact:
+    """One set of minutes of a network that publishes them, and how far it got to the public site."""
+
+    minutes_id: int
+    meeting_date: date
+    received_on: date
+    decision: PublicationDecision
+    published_on: date | None = None  # local date of the first build that put it on the site
+    note: str = ""  # why it was withheld
+
+
+@dataclass(frozen=True)
 class NetworkFacts:
     member_lists: tuple[MemberListFact, ...] = ()
     meetings: tuple[MeetingFact, ...] = ()
     minutes: tuple[MinutesFact, ...] = ()
     deliverables: tuple[DeliverableFact, ...] = ()
+    publications: tuple[PublicationFact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,7 @@ class Finding:
             "detail": self.detail,
             "id": self.id,
         }
-        if self.obligation is ObligationKind.MINUTES:
+        if self.obligation in (ObligationKind.MINUTES, ObligationKind.PUBLICATION):
             data["meeting_date"] = self.meeting_date.isoformat() if self.meeting_date else None
         return data
 

@@ -216,3 +216,16 @@ class RunLog(SQLModel, table=True):
     last_start: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
+
+
+class MinutesPublication(SQLModel, table=True):
+    """The way of one set of minutes to the public site (networks whose commission asks for it): a person's
+    decision where approval is required, and when it was first published. No row: not yet decided."""
+
+    __tablename__ = "minutes_publication"
+    minutes_id: int = Field(primary_key=True, foreign_key="minutes.id")
+    network_key: str = Field(foreign_key="network.key", index=True, max_length=64)
+    decision: str = Field(max_length=16)  # PublicationDecision
+    decided_at: datetime | None = None
+    note: str | None = None  # why it was withheld (Swedish, shown to the admin only)
+    published_at: datetime | None = None  # the first build that put it on the site, UTC

@@ -1,6 +1,7 @@
-"""Operational tables (not registry facts): the worker lease and unfinished mail readings. Kept apart from models.py.
+"""Operational tables (not registry facts): the worker lease, unfinished mail readings, the public site's build
+and upload state. Kept apart from models.py.
 
-Portable SQL only (SQLite and PostgreSQL). Created by migration 0003_worker_lease.
+Portable SQL only (SQLite and PostgreSQL). Created by migrations 0003_worker_lease, 0008_mail_attempt and 0009_publication.
 """
 
 from __future__ import annotations
@@ -33,3 +34,19 @@ class MailAttempt(SQLModel, table=True):
     uid: int
     attempts: int = 0
     last_attempt: datetime  # UTC
+
+
+class SiteState(SQLModel, table=True):
+    """The public site (`registry publish`): the last build, and the upload to the web server with its failure
+    streak (one alert per streak, like a failing mailbox). One row, name "site"."""
+
+    __tablename__ = "site_state"
+    name: str = Field(primary_key=True, max_length=32)
+    last_build: datetime | None = None  # UTC
+    build_id: str | None = Field(default=None, max_length=64)  # the directory name of the build in place
+    upload_pending: bool = False  # a build since the last good upload (retried every pass)
+    last_upload: datetime | None = None  # the last good upload, UTC
+    last_failure: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    alert_sent: bool = False

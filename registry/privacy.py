@@ -34,6 +34,7 @@ from registry.models import (
     Person,
     RunLog,
 )
+from registry.publication import published_pages_naming
 from registry.retention import mark_purged
 
 log = logging.getLogger("registry.privacy")
@@ -150,6 +151,8 @@ def person_export(session: Session, address: str) -> dict[str, object]:
         "bouncing": [
             {"first_bounce": b.first_bounce.isoformat(), "last_bounce": b.last_bounce.isoformat()} for b in bounces
         ],
+        # The pages of the public site (`registry publish`) whose minutes name them.
+        "published_pages": published_pages_naming(session, redactor.found_in_text),
     }
 
 

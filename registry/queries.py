@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from registry.domain import MeetingStatus, Role
+from registry.domain import MeetingStatus, PublicationDecision, Role
 from registry.errors import ExpectedError
 from registry.facts import (
     DeliverableFact,
@@ -26,6 +26,7 @@ from registry.facts import (
     MemberListFact,
     MinutesFact,
     NetworkFacts,
+    PublicationFact,
     list_in_force,
     meeting_status,
 )
@@ -38,6 +39,7 @@ from registry.models import (
     MemberList,
     Membership,
     Minutes,
+    MinutesPublication,
     Person,
 )
 
@@ -146,7 +148,12 @@ def _gather_facts(
         select(Meeting.network_key, Meeting.date, Meeting.status, Meeting.announced, Meeting.start, Meeting.place),
         Meeting,
     )
-    minutes_query = of_networks(select(Minutes.network_key, Minutes.meeting_date, Minutes.received), Minutes)
+    minutes_query = of_networks(
+        select(Minutes.network_key, Minutes.meeting_date, Minutes.received, Minutes.id, MinutesPublication.decision,
+               MinutesPublication.published_at, MinutesPublication.note)
+        .join(MinutesPublication, col(MinutesPublication.minutes_id) == col(Minutes.id), isouter=True),
+        Minutes,
+    )  # fmt: skip
     if meetings_since is not None:
         meeting_query = meeting_query.where(col(Meeting.date) >= meetings_since)
         minutes_query = minutes_query.where(col(Minutes.meeting_date) >= meetings_since)
@@ -156,8 +163,22 @@ def _gather_facts(
             MeetingFact(date=day, status=_MEETING_STATUS[status], announced=announced, start=start, place=place)
         )
     minutes: dict[str, list[MinutesFact]] = defaultdict(list)
-    for key, meeting_date, received in session.exec(minutes_query.order_by(col(Minutes.id))):
-        minutes[key].append(MinutesFact(meeting_date=meeting_date, received_on=local_date(received, tz)))
+    publications: dict[str, list[PublicationFact]] = defaultdict(list)
+    for key, meeting_date, received, minutes_id, decision, published_at, note in session.exec(
+        minutes_query.order_by(col(Minutes.id))
+    ):
+        received_on = local_date(received, tz)
+        minutes[key].append(MinutesFact(meeting_date=meeting_date, received_on=received_on))
+        publications[key].append(
+            PublicationFact(
+                minutes_id=minutes_id,
+                meeting_date=meeting_date,
+                received_on=received_on,
+                decision=PublicationDecision(decision or "pending"),
+                published_on=local_date(published_at, tz) if published_at else None,
+                note=note or "",
+            )
+        )
     deliverables: dict[str, list[DeliverableFact]] = defaultdict(list)
     for key, deliverable_key, received in session.exec(
         of_networks(
@@ -177,6 +198,7 @@ def _gather_facts(
             meetings=tuple(meetings.get(key, ())),
             minutes=tuple(minutes.get(key, ())),
             deliverables=tuple(deliverables.get(key, ())),
+            publications=tuple(publications.get(key, ())),
         )
         for key in (wanted if wanted is not None else found)
     }

@@ -314,6 +314,12 @@ def facts_known_on(facts: NetworkFacts, day: date) -> NetworkFacts:
         meetings=facts.meetings,  # a meeting row has no date of arrival; its status is judged by date
         minutes=tuple(item for item in facts.minutes if item.received_on <= day),
         deliverables=tuple(item for item in facts.deliverables if item.received_on <= day),
+        # Minutes published after `day` were not yet on the site that day.
+        publications=tuple(
+            item if item.published_on is None or item.published_on <= day else replace(item, published_on=None)
+            for item in facts.publications
+            if item.received_on <= day
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from registry.config import Network, month_day
-from registry.domain import MeetingStatus, ObligationKind, State
+from registry.domain import MeetingStatus, ObligationKind, PublicationDecision, State
 from registry.facts import Finding, MeetingFact, NetworkFacts, list_in_force, meeting_status
 from registry.swedish import WEEKDAY_PLURAL, day_month, join, long_date, plural
 
@@ -34,6 +34,8 @@ def evaluate(network: Network, facts: NetworkFacts, today: date, municipalities:
     if network.meeting_weekday:
         findings.extend(meeting_weekday_findings(network, facts, today))
     findings.extend(minutes_findings(network, facts, today))
+    if network.minutes_published_on_web:
+        findings.extend(publication_findings(network, facts, today))
     if network.all_municipalities_represented:
         findings.append(representation_finding(network, facts, today, municipalities))
     if network.yearly_commission_revision:
@@ -268,4 +270,41 @@ def deliverable_findings(network: Network, facts: NetworkFacts, today: date) -> 
             )
         f = _finding(network, ObligationKind.DELIVERABLE, state, deliverable.due, detail, deliverable.key)
         findings.append(Finding(**{**f.__dict__, "quote": deliverable.quote}))
+    return findings
+
+
+def publication_findings(network: Network, facts: NetworkFacts, today: date) -> list[Finding]:
+    """One finding per set of minutes of this year or last year (last year's only until published): on the
+    public site within `deadlines.publication_days` of its arrival. A set a person withheld is settled."""
+    days = network.deadlines.publication_days
+    name = network.minutes_name.capitalize()
+    findings = []
+    for item in sorted(facts.publications, key=lambda p: (p.meeting_date, p.minutes_id)):
+        if item.meeting_date.year < today.year - 1 or item.received_on > today:
+            continue
+        published = item.published_on is not None and item.published_on <= today
+        if item.meeting_date.year < today.year and (published or item.decision is PublicationDecision.WITHHELD):
+            continue
+        due = item.received_on + timedelta(days=days)
+        when = long_date(item.meeting_date, weekday=True)
+        if published:
+            assert item.published_on is not None
+            state, detail = State.OK, f"{name} från mötet {when} publicerades {long_date(item.published_on)}."
+        elif item.decision is PublicationDecision.WITHHELD:
+            because = f": {item.note}" if item.note else ""
+            state, detail = State.OK, f"{name} från mötet {when} publiceras inte (beslut vid granskning{because})."
+        else:
+            waiting = (
+                "väntar på godkännande" if item.decision is PublicationDecision.PENDING else "väntar på publicering"
+            )
+            if today <= due:
+                state, detail = State.OPEN, f"{name} från mötet {when} {waiting} (publiceras senast {long_date(due)})."
+            else:
+                state = State.OVERDUE
+                detail = f"{name} från mötet {when} {waiting} sedan {long_date(item.received_on)} (skulle publiceras senast {long_date(due)})."
+        finding = _finding(network, ObligationKind.PUBLICATION, state, due, detail, str(item.minutes_id),
+                           meeting_date=item.meeting_date)  # fmt: skip
+        if not finding.quote:
+            finding = Finding(**{**finding.__dict__, "quote": network.quote("minutes")})
+        findings.append(finding)
     return findings
