@@ -514,3 +514,38 @@ def test_publish_after_the_report_year_shows_in_the_yearly_report(demo_site: tup
     grundskola = next(n for n in report["networks"] if n["key"] == "grundskola")
     assert "publicer" not in json.dumps(grundskola, ensure_ascii=False)
     assert datetime.now(UTC).year >= 2025
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync (installed by .ci/run)")
+def test_the_worker_rebuilds_and_uploads_the_site_after_a_pass_with_new_minutes(tmp_path: Path) -> None:
+    """`mailbot run` itself (the scheduler, the lease): after its first pass the site is on the rsync target."""
+    (tmp_path / "config").mkdir()
+    target = tmp_path / "webserver"
+    target.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(
+        MAILBOT_CONFIG_DIR=str(_auto_config(tmp_path / "config")),
+        MAILBOT_MAILDIR=str(REPO / "sample" / "maildir"),
+        MAILBOT_SMTP__DIRECTORY=str(tmp_path / "outbox"),
+        MAILBOT_PUBLICATION__UPLOAD_COMMAND=f"rsync -a --delete {{dir}}/ {target}/",
+    )
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:
+        worker = subprocess.Popen([sys.executable, "-m", "mailbot.cli", "run"], cwd=tmp_path, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+        try:
+            deadline = datetime.now(UTC).timestamp() + 120
+            # Logged once the build is uploaded (jobs.publish_if_due returns after the upload).
+            while "publish: site rebuilt" not in log.read_text() and worker.poll() is None:
+                assert datetime.now(UTC).timestamp() < deadline, log.read_text()[-2000:]
+                subprocess.run(["sleep", "0.3"], check=True)
+            worker.send_signal(15)
+            assert worker.wait(timeout=30) == 0, log.read_text()[-2000:]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    text = log.read_text()
+    assert "publish: site rebuilt (9 minutes published for the first time)" in text and "Traceback" not in text
+    assert len(check_feed(target, "feed.xml")) == 9
+    assert check_every_link_resolves(target) > 50
