@@ -31,6 +31,21 @@ from registry.runtime import (
     start,
 )
 from registry.status import status_findings
+from registry.swedish import (
+    MAIL_KIND_TEXT,
+    MAIL_STATUS_TEXT,
+    OBLIGATION_TEXT,
+    STATE_TEXT,
+    local_time_text,
+    review_reason_text,
+)
+
+WEEKDAY_TEXT = {"monday": "måndag", "tuesday": "tisdag", "wednesday": "onsdag", "thursday": "torsdag",
+                "friday": "fredag", "saturday": "lördag", "sunday": "söndag"}  # fmt: skip
+SENDER_TEXT = {"secretary": "sekreteraren", "presidium": "presidiet"}
+ROLE_TEXT = {"chair": "ordförande", "secretary": "sekreterare", "presidium": "presidium", "member": "ledamot",
+             "school_chief": "skolchef"}  # fmt: skip
+MEETING_STATUS_TEXT = {"planned": "planerat", "held": "hållet", "cancelled": "inställt"}
 
 app = typer.Typer(help="The admin's window on the network registry of Utbildning Skaraborg.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
@@ -78,16 +93,25 @@ def networks(ctx: typer.Context, as_json: JsonOption = False) -> None:
             return
         print_table(
             "Nätverk",
-            ["key", "name", "min/year", "weekday", "sent by", "minutes", "all municipalities", "deliverables"],
+            [
+                "nyckel",
+                "namn",
+                "möten/år",
+                "veckodag",
+                "skickar lista",
+                "protokoll kallas",
+                "alla kommuner",
+                "leveranser",
+            ],
             [
                 [
                     r["key"],
                     r["name"],
                     r["min_meetings_per_year"],
-                    r["meeting_weekday"] or "-",
-                    r["list_and_dates_sent_by"],
+                    WEEKDAY_TEXT.get(r["meeting_weekday"] or "", "-"),
+                    SENDER_TEXT.get(r["list_and_dates_sent_by"], r["list_and_dates_sent_by"]),
                     r["minutes_name"],
-                    "yes" if r["all_municipalities_represented"] else "no",
+                    "ja" if r["all_municipalities_represented"] else "nej",
                     len(r["deliverables"]),
                 ]  # fmt: skip
                 for r in rows
@@ -107,8 +131,8 @@ def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json:
         if as_json:
             print_json(rows)
             return
-        print_table(f"Medlemmar {key} per {today}", ["name", "email", "municipality", "role"],
-                    [[r["name"], r["email"], r["municipality"], r["role"]] for r in rows])  # fmt: skip
+        print_table(f"Medlemmar {key} per {today}", ["namn", "e-post", "kommun", "roll"],
+                    [[r["name"], r["email"], r["municipality"], ROLE_TEXT.get(r["role"], r["role"])] for r in rows])  # fmt: skip
 
 
 @app.command()
@@ -123,8 +147,9 @@ def meetings(ctx: typer.Context, network: str, year: YearOption = None, as_of: A
         if as_json:
             print_json(rows)
             return
-        print_table(f"Möten {key}", ["date", "start", "place", "status", "minutes"],
-                    [[r["date"], r["start"], r["place"], r["status"], "ja" if r["has_minutes"] else "-"] for r in rows])  # fmt: skip
+        print_table(f"Möten {key}", ["datum", "start", "plats", "läge", "protokoll"],
+                    [[r["date"], (r["start"] or "").replace(":", "."), r["place"], MEETING_STATUS_TEXT.get(r["status"], r["status"]),
+                      "ja" if r["has_minutes"] else "-"] for r in rows])  # fmt: skip
 
 
 @app.command()
@@ -154,8 +179,9 @@ def minutes(
         if as_json:
             print_json(rows)
             return
-        print_table(f"Protokoll och minnesanteckningar {key}", ["id", "meeting_date", "filename", "received", "present"],
-                    [[r["id"], r["meeting_date"], r["filename"], r["received"][:16], ", ".join(r["municipalities_present"])]
+        print_table(f"Protokoll och minnesanteckningar {key}", ["id", "mötesdatum", "fil", "inkom", "närvarande"],
+                    [[r["id"], r["meeting_date"], r["filename"], local_time_text(r["received"], rt.tz),
+                      ", ".join(r["municipalities_present"])]
                      for r in rows])  # fmt: skip
 
 
@@ -180,18 +206,18 @@ def status(
             return
         print_table(
             f"Status per {today}",
-            ["network", "obligation", "state", "due", "detail"],
+            ["nätverk", "skyldighet", "läge", "senast", "detalj"],
             [
                 [
                     f.network,
-                    f.obligation.value,
-                    f.state.value,
+                    OBLIGATION_TEXT.get(f.obligation.value, f.obligation.value),
+                    STATE_TEXT[f.state.value],
                     f.due.isoformat() if f.due else "-",
                     f.detail,
                 ]
                 for f in findings
             ],  # fmt: skip
-            styles={"state": STATE_STYLE},
+            styles={"läge": {STATE_TEXT[state]: style for state, style in STATE_STYLE.items()}},
         )
 
 
@@ -213,9 +239,10 @@ def mails(
         if as_json:
             print_json(rows)
             return
-        print_table("Inlästa mejl", ["id", "received", "from", "subject", "status", "network", "kinds"],
-                    [[r["id"], str(r["received"])[:16], r["from"], r["subject"], r["status"], r["network"],
-                      ",".join(r["kinds"])] for r in rows])  # fmt: skip
+        print_table("Inlästa mejl", ["id", "inkom", "från", "ämne", "läge", "nätverk", "innehåll"],
+                    [[r["id"], local_time_text(r["received"], rt.tz), r["from"], r["subject"],
+                      MAIL_STATUS_TEXT.get(r["status"], r["status"]), r["network"],
+                      ", ".join(MAIL_KIND_TEXT.get(k, k) for k in r["kinds"])] for r in rows])  # fmt: skip
         for line in health:
             typer.echo(line, err=True)
 
@@ -245,8 +272,9 @@ def review(
             if as_json:
                 print_json(rows)
                 return
-            print_table("Att granska", ["id", "received", "from", "subject", "reason"],
-                        [[r["id"], str(r["received"])[:16], r["from"], r["subject"], r["reason"]] for r in rows])  # fmt: skip
+            print_table("Att granska", ["id", "inkom", "från", "ämne", "varför"],
+                        [[r["id"], local_time_text(r["received"], rt.tz), r["from"], r["subject"],
+                          review_reason_text(r["reason"])] for r in rows])  # fmt: skip
             return
         from mailbot.review import resolve_review
 

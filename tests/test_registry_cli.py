@@ -175,7 +175,9 @@ def test_status_table(invoke: Invoke, engine: Engine) -> None:
     result = invoke("status", "--as-of", "2025-01-15")
     assert result.exit_code == 0, result.output
     assert "Status per 2025-01-15" in result.stdout
-    assert "open" in result.stdout
+    # Swedish for the person at the terminal: headings and state names (--json keeps the English values).
+    assert "skyldighet" in result.stdout and "ej förfallen" in result.stdout
+    assert " open " not in result.stdout and "obligation" not in result.stdout
 
 
 @pytest.mark.parametrize(
