@@ -217,7 +217,10 @@ def test_a_member_list_takes_effect_on_its_local_day(engine: Engine, registry: R
     names = registry.municipality_index().names
     finding = evaluate(registry.network("grundskola"), facts, date(2025, 2, 1), names)[0]
     assert (finding.obligation, finding.state) == (ObligationKind.MEMBER_LIST, State.OK)
-    assert finding.detail == "Medlemsförteckningen för 2025 kom in 1 februari 2025 (1 person)."
+    assert finding.detail == (
+        "Medlemsförteckningen för 2025 kom in 1 februari 2025 (1 person). Den kom in 1 dag efter fristen "
+        "(31 januari 2025)."
+    )
     before = evaluate(registry.network("grundskola"), facts, date(2025, 1, 31), names)[0]
     assert before.state is State.OPEN
 
