@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -90,8 +91,11 @@ class Intake:
         self._memberships[day] = result
         return result
 
-    def context(self, session: Session, mail: ParsedMail | Identity, arrival: datetime, **assigned: object) -> Context:
-        memberships, with_list = self.memberships_on(session, arrival.astimezone(self.tz).date())
+    def context(
+        self, session: Session, mail: ParsedMail | Identity, arrival: datetime, members_on: date | None = None,
+        **assigned: object,
+    ) -> Context:  # fmt: skip
+        memberships, with_list = self.memberships_on(session, members_on or arrival.astimezone(self.tz).date())
         referenced = [mid for mid in [mail.in_reply_to, *mail.references] if mid]
         own: dict[str, str | None] = {}
         if referenced:
@@ -237,7 +241,7 @@ class Intake:
 
     def record_mail(self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport) -> str:
         """Record one mail exactly once; returns its status. A mail that breaks any step goes to review."""
-        return next(iter(self.record_mails([raw], uidvalidity, now, report)))
+        return list(self.record_mails([raw], uidvalidity, now, report))[0]
 
     def record_mails(
         self, raws: Iterable[RawMail], uidvalidity: int, now: datetime, report: PassReport
@@ -245,8 +249,67 @@ class Intake:
         """Record each mail exactly once, in order; yields each one's status. Each mail is read by the reader
         (on a worker process with a budget) between its attempt's commit and its own transaction."""
         prepared = (self._prepare(raw, uidvalidity, now, report) for raw in raws)
+        lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
         for item, outcome in self.reader().read_many(prepared):
-            yield self._record(item, outcome, uidvalidity, now, report)
+            status = self._record(item, outcome, uidvalidity, now, report)
+            understanding = outcome.understanding if outcome is not None else None
+            if status == MailStatus.REGISTERED.value and understanding and understanding.member_list and report.mails:
+                lists.append((str(understanding.network), int(str(report.mails[-1]["id"]))))
+            yield status
+        for network, list_mail_id in lists:
+            self.reexamine_review(network, list_mail_id, now, report)
+
+    def reexamine_review(self, network: str, list_mail_id: int, now: datetime, report: PassReport) -> int:
+        """A member list just made senders members or presidium: the mails of `network` in review only because
+        their sender was not are understood again (by the reader, as of their own arrival but with the lists in
+        force now) and recorded with their original arrival if nothing else stops them. Each is its own
+        transaction; returns how many became registered. `registry mails` shows it in their reason."""
+        jobs: list[tuple[int, ReadJob | None]] = []
+        with Session(self.engine) as session:
+            waiting = session.exec(
+                select(InboundMail).where(
+                    InboundMail.status == MailStatus.REVIEW.value,
+                    InboundMail.network_key == network,
+                    col(InboundMail.resolved_at).is_(None),
+                    col(InboundMail.raw).is_not(None),
+                    col(InboundMail.id) != list_mail_id,
+                )
+            ).all()
+            self._memberships.clear()
+            for mail in waiting:
+                if not _waits_for_a_member_list(mail.reason or ""):
+                    continue
+                arrival = mail.received if mail.received.tzinfo else mail.received.replace(tzinfo=UTC)
+                identity = read_identity(mail.raw or b"")
+                context = self.context(session, identity, arrival, members_on=now.astimezone(self.tz).date())
+                jobs.append((mail.id or 0, ReadJob(mail.raw or b"", context, arrival)))
+        registered = 0
+        for mail_id, outcome in self.reader().read_many(jobs):
+            understanding = outcome.understanding if outcome is not None else None
+            if understanding is None or understanding.status is not MailStatus.REGISTERED:
+                continue
+            if understanding.network != network:
+                continue
+            with Session(self.engine) as session:
+                mail = session.get(InboundMail, mail_id)
+                if mail is None or mail.status != MailStatus.REVIEW.value:
+                    continue
+                arrival = mail.received if mail.received.tzinfo else mail.received.replace(tzinfo=UTC)
+                mail.status = MailStatus.REGISTERED.value
+                mail.kinds = ",".join(k.value for k in understanding.kinds)
+                mail.reason = (
+                    f"re-examined on {now.astimezone(self.tz).date().isoformat()}: the member list of mail "
+                    f"{list_mail_id} made the sender a member; " + "; ".join(understanding.reasons)
+                )
+                details = apply_understanding(session, mail, understanding, arrival, self.tz)
+                details["reexamined"] = {"after_list_mail": list_mail_id, "on": now.isoformat()}
+                mail.details = json.dumps(details, ensure_ascii=False, default=str)
+                session.add(mail)
+                session.commit()
+                registered += 1
+                log.info("message-id=%s: re-examined after a new member list of %s: registered", mail.message_id,
+                         network)  # fmt: skip
+        return registered
 
     def reader(self) -> Reader:
         if self._reader is None:
@@ -435,6 +498,14 @@ def _unread(identity: Identity) -> ParsedMail:
         date=identity.date,
         headers=(),
         body_text="",
+    )
+
+
+def _waits_for_a_member_list(reason: str) -> bool:
+    """Whether a review reason is only that the sender was not (yet) a member or in the presidium."""
+    parts = [part.strip() for part in reason.split("; ") if part.strip()]
+    return bool(parts) and all(
+        re.match(r"sender \S+ is not (?:a member of|in the presidium of) ", part) for part in parts
     )
 
 
