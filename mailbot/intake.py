@@ -307,8 +307,8 @@ class Intake:
                 session.add(mail)
                 session.commit()
                 registered += 1
-                log.info("message-id=%s: re-examined after a new member list of %s: registered", mail.message_id,
-                         network)  # fmt: skip
+                log.info("message-id=%s network=%s status=registered re-examined after the member list of mail %s",
+                         mail.message_id, network, list_mail_id)  # fmt: skip
         return registered
 
     def reader(self) -> Reader:

@@ -96,6 +96,9 @@ def _limit_memory(memory_bytes: int) -> None:
 def _serve(connection: Connection, memory_bytes: int) -> None:
     """The worker process: read jobs until the main process goes away (EOF, also when it was SIGKILLed)."""
     _limit_memory(memory_bytes)
+    # A library's own warnings (pypdf's "EOF marker not found") must not reach stderr bare: the main process's logs
+    # are the record, and the reader already turns what it could not read into a reason.
+    logging.getLogger().addHandler(logging.NullHandler())
     while True:
         try:
             job = connection.recv()

@@ -260,7 +260,9 @@ def test_standby_takes_over_a_killed_worker_and_everything_happens_once(
     assert recorded_by_standby and all(e["at"] > kill_at for e in recorded_by_standby)
     assert not [e for e in standby.lines("^(poll|remind): ") if e["at"] < kill_at]
     # Each mail logged by one worker only; the killed one may have died between a commit and its log line.
-    logged = Counter(e["message"].split()[0] for e in recorded_by_active + recorded_by_standby)
+    # (A mail re-examined after a new member list is logged a second time, by whoever read that list.)
+    logged = Counter(e["message"].split()[0] for e in recorded_by_active + recorded_by_standby
+                     if "re-examined" not in e["message"])  # fmt: skip
     assert max(logged.values()) == 1 and outcome.mails - 1 <= len(logged) <= outcome.mails
     for worker in (active, standby):
         assert not [e for e in worker.log() if e["level"] in ("ERROR", "CRITICAL") or "exception" in e], worker.name

@@ -210,7 +210,7 @@ def test_a_configured_database_that_does_not_exist(
         url, expected = f"sqlite:///{path}", f"error: no registry database at {path} (run `mailbot demo`"
     else:  # PostgreSQL: the server is there, the database is not (the product never creates a database)
         url = request.getfixturevalue("postgres_server").url("no_such_registry")
-        expected = "error: cannot open the registry database postgresql+psycopg://postgres@127.0.0.1:"
+        expected = "error: cannot use the registry database postgresql+psycopg://postgres@127.0.0.1:"
     invoke = invoker(tmp_path, url, monkeypatch)
     for args in (("status", "--json"), ("members", "grundskola"), ("mails", "--json"), ("review",)):
         result = invoke(*args)
