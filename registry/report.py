@@ -533,6 +533,11 @@ def mails_in_review(session: Session, known_on: date, tz: Any) -> dict[str, tupl
 # --- rendering --------------------------------------------------------------------------------------
 
 
+# An attendance grid with more meeting columns than this does not fit the 180 mm of a portrait A4 page beside
+# the municipality names (about 36 CSS px a column): it gets a landscape page of its own in print.
+WIDE_GRID_MEETINGS = 14
+
+
 def _chart_max(values: Sequence[int], floor: int = 1) -> int:
     """A round upper end for a chart axis: the largest value, at least `floor`, up to an even number."""
     top = max([floor, *values])
@@ -560,6 +565,7 @@ def report_context(report: YearReport) -> dict[str, Any]:
         "planned": MeetingStatus.PLANNED,
         "cancelled": MeetingStatus.CANCELLED,
         "join": join,
+        "wide_grid": WIDE_GRID_MEETINGS,
     }
 
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -504,3 +504,113 @@ def test_report_pdf_has_the_title(demo_report: tuple[Path, Path, Path]) -> None:
     assert "Årsrapport 2025" in first
     assert "Rektorer i grundskolan" in "".join(page.extract_text() for page in reader.pages)
     shutil.copy(pdf, artifacts_dir() / pdf.name)
+
+
+# --- on paper: A4 pages that fit -------------------------------------------------------------------
+
+# The template's @page: A4 with 15 mm margins, so the content box is 180 mm wide (portrait) or 267 mm (landscape).
+MM = 96 / 25.4  # CSS px per millimetre
+CONTENT_WIDTH_PX = 180 * MM
+PAGE_POINTS = {(595, 842): "portrait", (842, 595): "landscape"}
+
+
+def _widest_boxes(html: Path, width: float) -> list[tuple[str, float, float]]:
+    """(element, right edge, overflow) of every table and chart in print emulation at `width` CSS px that does
+    not fit it: the right edge is past the content box or the content is wider than the box it is drawn in."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": int(width), "height": 1000})
+            page.emulate_media(media="print")
+            page.goto(html.as_uri())
+            boxes = page.evaluate(
+                """(width) => [...document.querySelectorAll('table, svg, td, th')].map(e => {
+                const r = e.getBoundingClientRect();
+                return [e.tagName + '.' + (e.className.baseVal ?? e.className) + ' ' + (e.closest('[id]')?.id ?? ''),
+                        r.right, e.scrollWidth - e.clientWidth];
+            }).filter(([, right, over]) => right > width + 0.5 || over > 1)""",
+                width,
+            )
+            why = page.evaluate("""() => [...document.querySelectorAll('table.overview td.why')].map(
+                cell => cell.getBoundingClientRect().width / cell.closest('table').getBoundingClientRect().width)""")
+        finally:
+            browser.close()
+    assert why and min(why) > 0.95  # the "Varför" text runs across the whole table under its network's figures
+    return [(str(name), float(right), float(over)) for name, right, over in boxes]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_report_in_print_at_a4_has_no_table_wider_than_the_content_box(demo_report: tuple[Path, Path, Path]) -> None:
+    _, html, _ = demo_report
+    assert _widest_boxes(html, CONTENT_WIDTH_PX) == []
+
+
+def _page_images(pdf: Path, prefix: str) -> list[Path]:
+    """The PDF's pages as PNG at 50 dpi in the test artefacts, the way a person looks at them (pdftoppm)."""
+    for old in artifacts_dir().glob(f"{prefix}-*.png"):
+        old.unlink()
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(artifacts_dir() / prefix)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    return sorted(artifacts_dir().glob(f"{prefix}-*.png"))
+
+
+def _ink_in_margins(image_file: Path) -> list[str]:
+    """The margins (15 mm; 5 mm of slack inside them) where the page image has anything but white."""
+    from PIL import Image
+
+    with Image.open(image_file) as opened:
+        image = opened.convert("L")
+    width, height = image.size
+    strip_x, strip_y = (
+        round(width * 10 / (297 if width > height else 210)),
+        round(height * 10 / (210 if width > height else 297)),
+    )
+    strips = {"left": (0, 0, strip_x, height), "right": (width - strip_x, 0, width, height),
+              "top": (0, 0, width, strip_y), "bottom": (0, height - strip_y, width, height)}  # fmt: skip
+    return [side for side, box in strips.items() if image.crop(box).getextrema()[0] < 250]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or shutil.which("pdftoppm") is None, reason="needs chromium and poppler-utils")
+def test_report_pdf_pages_are_a4_with_nothing_in_the_margins(demo_report: tuple[Path, Path, Path]) -> None:
+    _, _, pdf = demo_report
+    reader = PdfReader(pdf)
+    sizes = {(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages}
+    assert sizes <= set(PAGE_POINTS), sizes
+    # the overview on page 1, each network starting on a page of its own (no section begins mid-page)
+    starts = [i for i, page in enumerate(reader.pages) for line in page.extract_text().splitlines()[:3]
+              if line.strip() in {"Skolutveckling i Skaraborg (SKIS)", "Rektorer i grundskolan", "Elevhälsa",
+                                  "Introduktionsprogrammen", "Vuxenutbildning"}]  # fmt: skip
+    assert len(starts) == 5 and starts == sorted(starts) and starts[0] > 0
+    images = _page_images(pdf, "arsrapport-2025-sida")
+    assert len(images) == len(reader.pages)
+    assert {image.name: _ink_in_margins(image) for image in images if _ink_in_margins(image)} == {}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or shutil.which("pdftoppm") is None, reason="needs chromium and poppler-utils")
+def test_an_attendance_grid_too_wide_for_portrait_gets_a_landscape_page(registry: Registry, tmp_path: Path) -> None:
+    from registry.cli_report import write_pdf
+    from registry.report import WIDE_GRID_MEETINGS
+
+    days = [date(2025, 1, 3) + timedelta(weeks=week) for week in range(WIDE_GRID_MEETINGS + 4)]  # Fridays
+    facts = NetworkFacts(meetings=tuple(_meeting(day) for day in days),
+                         minutes=tuple(MinutesFact(day, day) for day in days))  # fmt: skip
+    names = registry.municipality_index().names
+    attendance = {day: frozenset(names[: 3 + i % 10]) for i, day in enumerate(days)}
+    report = build_report(2025, date(2026, 1, 15), [registry.network("grundskola")], names,
+                          {"grundskola": facts}, {"grundskola": attendance})  # fmt: skip
+    html, pdf = tmp_path / "wide.html", tmp_path / "wide.pdf"
+    html.write_text(render_report(report), encoding="utf-8")
+    assert _widest_boxes(html, CONTENT_WIDTH_PX) != []  # in portrait the grid would not fit ...
+    write_pdf(html, pdf)
+    reader = PdfReader(pdf)
+    orientation = [PAGE_POINTS[(round(float(p.mediabox.width)), round(float(p.mediabox.height)))] for p in reader.pages]
+    (wide,) = [i for i, o in enumerate(orientation) if o == "landscape"]  # ... so it has a landscape page
+    assert "Närvaro enligt protokoll" in reader.pages[wide].extract_text()
+    assert orientation[0] == "portrait"
+    images = _page_images(pdf, "arsrapport-bred-narvaro-sida")
+    assert {image.name: _ink_in_margins(image) for image in images if _ink_in_margins(image)} == {}
