@@ -13,9 +13,11 @@ Exactly-once, as far as SMTP allows it:
 3. It sends the row's message and then commits `state='sent'`.
 
 The remaining window: if the server accepted the mail (250 after DATA) and the worker died before
-the commit of step 3, the row is still 'sending'. When the lease expires (SENDING_LEASE) the next
-drain puts it back to 'pending' and sends it again, with the same Message-ID and the same bytes, so
-the receiving systems can drop the copy. SMTP is at-least-once; outside that window nothing is sent
+the commit of step 3, the row is still 'sending'. The claim names its process (`claimed_by`, the lease
+holder id): the worker that takes the lease next puts the rows of the holder it took over from back to
+'pending' at once (`take_over_sending`), any drain does so for a claimer on this machine that no longer
+runs, and otherwise the claim expires (SENDING_LEASE). The row is then sent again, with the same
+Message-ID and the same bytes, so the receiving systems can drop the copy. SMTP is at-least-once; outside that window nothing is sent
 twice, and nothing committed is lost.
 """
 
@@ -49,6 +51,7 @@ from mailbot.remind import (
     delivery_failed_alert,
 )
 from mailbot.settings import Settings
+from registry import lease
 from registry.config import Network, Registry, load_registry
 from registry.models import OutboundMail, ReminderItem
 
@@ -389,26 +392,37 @@ def _transport(settings: Settings) -> _Transport:
 
 
 def _reclaim(engine: Engine, now: datetime) -> int:
-    """Rows whose lease expired (their worker died while sending) go back to pending."""
+    """Rows whose claim expired, or whose claimer was a process on this machine that no longer runs (a worker or
+    `mailbot poll` killed mid-send), go back to pending."""
+    expired = _release_claims(engine, now, (col(OutboundMail.next_attempt) <= now,))
+    return expired + _release_claims_of(engine, now, lambda claimer: lease.holder_is_gone(claimer))
+
+
+def take_over_sending(engine: Engine, now: datetime, previous_holder: str | None) -> int:
+    """The worker that has just taken the lease sends at once what a dead holder left in 'sending': the rows
+    claimed by the holder whose lease it took over (that one's lease ran out, so it is gone or stalled), and the
+    rows of any claimer on this machine that no longer runs. A claim by a process that may still be sending
+    (a `mailbot poll` running elsewhere) waits for its expiry (SENDING_LEASE). Every row taken over keeps its
+    Message-ID and bytes (at-least-once)."""
+    previous = previous_holder if previous_holder and previous_holder != lease.HOLDER else None
+    return _release_claims_of(engine, now, lambda claimer: claimer == previous or lease.holder_is_gone(claimer))
+
+
+def _release_claims_of(engine: Engine, now: datetime, is_dead: Callable[[str | None], bool]) -> int:
+    with Session(engine) as session:
+        claimers = set(session.exec(
+            select(OutboundMail.claimed_by).where(col(OutboundMail.state) == "sending").distinct()
+        ).all())  # fmt: skip
+    dead = [claimer for claimer in claimers if claimer is not None and is_dead(claimer)]
+    return _release_claims(engine, now, (col(OutboundMail.claimed_by).in_(dead),)) if dead else 0
+
+
+def _release_claims(engine: Engine, now: datetime, conditions: tuple[object, ...]) -> int:
     with Session(engine) as session:
         result = session.exec(
             update(OutboundMail)
-            .where(col(OutboundMail.state) == "sending", col(OutboundMail.next_attempt) <= now)
-            .values(state="pending", next_attempt=now)
-        )
-        session.commit()
-        return int(result.rowcount or 0)
-
-
-def take_over_sending(engine: Engine, now: datetime) -> int:
-    """The worker that has just taken the lease (started, or took over from a dead holder) is the only one that
-    sends: every row still 'sending' was claimed before it held the lease, by a holder that is gone, so it goes
-    back to pending at once instead of waiting SENDING_LEASE. It keeps its Message-ID and bytes (at-least-once)."""
-    with Session(engine) as session:
-        result = session.exec(
-            update(OutboundMail)
-            .where(col(OutboundMail.state) == "sending", col(OutboundMail.next_attempt) <= now + SENDING_LEASE)
-            .values(state="pending", next_attempt=now)
+            .where(col(OutboundMail.state) == "sending", *conditions)  # type: ignore[arg-type]
+            .values(state="pending", next_attempt=now, claimed_by=None)
         )
         session.commit()
         return int(result.rowcount or 0)
@@ -427,8 +441,9 @@ def _due_ids(engine: Engine, now: datetime, exclude: set[int]) -> list[int]:
     return [i for i in ids if i is not None and i not in exclude]
 
 
-def _claim(engine: Engine, outbound_id: int, now: datetime) -> OutboundMail | None:
-    """Atomically take one pending row; None if another worker got there first."""
+def _claim(engine: Engine, outbound_id: int, now: datetime, claimer: str | None = None) -> OutboundMail | None:
+    """Atomically take one pending row for `claimer` (this process by default); None if another worker got there
+    first."""
     with Session(engine, expire_on_commit=False) as session:
         result = session.exec(
             update(OutboundMail)
@@ -437,7 +452,8 @@ def _claim(engine: Engine, outbound_id: int, now: datetime) -> OutboundMail | No
                 col(OutboundMail.state) == "pending",
                 or_(col(OutboundMail.next_attempt).is_(None), col(OutboundMail.next_attempt) <= now),
             )
-            .values(state="sending", attempts=col(OutboundMail.attempts) + 1, next_attempt=now + SENDING_LEASE)
+            .values(state="sending", attempts=col(OutboundMail.attempts) + 1, next_attempt=now + SENDING_LEASE,
+                    claimed_by=claimer or lease.HOLDER)  # fmt: skip
         )
         if result.rowcount != 1:
             session.rollback()
@@ -464,7 +480,7 @@ def _finish(
     alert: bool,
 ) -> None:
     """Record the outcome of one attempt; a failure worth telling the admin queues the alert in the same commit."""
-    values: dict[str, object] = {"state": state, "last_error": error}
+    values: dict[str, object] = {"state": state, "last_error": error, "claimed_by": None}
     if state == "sent":
         values.update(sent_at=now, next_attempt=None)
     elif state == "pending":

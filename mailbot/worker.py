@@ -76,11 +76,12 @@ class Worker:
         return held
 
     def take_over_sending(self) -> None:
-        """On becoming the active worker: the receipts and reminders a dead holder left in 'sending' go at once."""
+        """On becoming the active worker: the receipts and reminders a dead holder left in 'sending' go at once
+        (the holder it took the lease from, or a process of this machine that no longer runs)."""
         from mailbot.outbox import take_over_sending
 
         try:
-            taken = take_over_sending(self.rt.engine(), datetime.now(UTC))
+            taken = take_over_sending(self.rt.engine(), datetime.now(UTC), lease.taken_over_from.get(LEASE))
         except SQLAlchemyError as error:
             log.error(
                 "taking over unsent mail failed, it waits for its claim to expire: %s", getattr(error, "orig", error)

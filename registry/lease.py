@@ -48,6 +48,26 @@ class LeaseLost(ExpectedError):
 SAFETY = 0.25  # the part of the TTL a holder gives up at the end of its lease (covers clock skew and slow writes)
 _holding: dict[str, bool] = {}
 _trusted_until: dict[tuple[str, str], float] = {}  # (name, holder) -> time.monotonic() deadline
+# name -> the holder whose lease this process took over at its last acquire (None: a renewal, or a new row)
+taken_over_from: dict[str, str | None] = {}
+
+
+def holder_is_gone(holder: str | None) -> bool:
+    """True only when `holder` (host:pid:uuid) was a process on this machine that no longer runs. A holder on
+    another machine, this process, or one whose id cannot be read counts as alive: only the lease tells."""
+    if not holder:
+        return False
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it runs, under another user
+        return False
+    return False
 
 
 def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
@@ -60,6 +80,7 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelt
     expires = now + ttl
     with engine.connect() as connection:
         held = connection.execute(select(TABLE.c.holder, TABLE.c.expires_at).where(TABLE.c.name == name)).first()
+    taken_over_from[name] = None
     if held is not None and held.holder != holder and held.expires_at >= now:
         # Another holder's live lease: decided by a read, so a standby writes nothing while the active worker
         # lives (on SQLite any commit makes the holder's open read-then-write transactions fail).
@@ -72,11 +93,13 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelt
         )
         if taken.rowcount == 1:
             # A takeover (not a renewal) also records the new holder and when it took over.
-            connection.execute(
+            replaced = connection.execute(
                 update(TABLE)
                 .where(TABLE.c.name == name, TABLE.c.holder != holder)
                 .values(holder=holder, acquired_at=now)
             )
+            if replaced.rowcount == 1 and held is not None and held.holder != holder:
+                taken_over_from[name] = held.holder  # its lease ran out: it is dead (or stalled past its lease)
             return True
     try:
         with engine.begin() as connection:

@@ -177,7 +177,9 @@ class OutboundMail(SQLModel, table=True):
     in_reply_to: str | None = None
     state: str = Field(default="pending", index=True, max_length=16)  # pending, sent, failed
     attempts: int = 0
-    next_attempt: datetime | None = None
+    next_attempt: datetime | None = None  # while 'sending': when the claim expires
+    # While 'sending': the process that claimed the row (registry.lease.HOLDER, host:pid:uuid).
+    claimed_by: str | None = Field(default=None, max_length=255)
     last_error: str | None = None
     created: datetime
     sent_at: datetime | None = None

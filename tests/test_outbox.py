@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from conftest import SmtpServerFactory
     from servers import SmtpServer
 
+    from mailbot.worker import Worker
+
 REPO = Path(__file__).resolve().parent.parent
 ADMIN = ["utbildning@skaraborg.se"]
 PRESIDIUM = {"grundskola": ["ordforande@skovde.se", "sekreterare@lidkoping.se"]}
@@ -499,21 +501,24 @@ def test_the_directory_transport_writes_one_eml_per_mail(tmp_path: Path, engine:
 # --- the remaining window: a crash between the server's 250 and the commit --------------------------
 
 CRASHING_SENDER = """
-import json, sys
+import json, os, sys
 from mailbot.outbox import drain_outbox
 from mailbot.settings import AdminSettings, Settings, SmtpSettings
 from registry.db import make_engine
 
 arguments = json.loads(sys.argv[1])
 settings = Settings(smtp=SmtpSettings(**arguments["smtp"]), admin=AdminSettings(addresses=["utbildning@skaraborg.se"]))
+print("pid", os.getpid(), flush=True)
 drain_outbox(make_engine(arguments["url"]), settings)
 print("not reached: the hook exits the process")
 """
 
 
-def test_a_sender_killed_after_the_servers_acceptance_resends_once_with_the_same_message_id(
+def test_a_sender_killed_after_the_servers_acceptance_resends_once_at_once_with_the_same_message_id(
     smtp_server: SmtpServerFactory, engine: Engine, registry: Registry
 ) -> None:
+    """The killed sender ran on this machine and no longer runs: the next drain sends its row again at once,
+    before the claim expires, with the same Message-ID and bytes; and never a third time."""
     server = smtp_server("plain")
     (row,) = queued(engine, registry, reminders(registry))
     smtp = server.smtp_settings().model_dump(mode="json", exclude={"password"})
@@ -528,52 +533,137 @@ def test_a_sender_killed_after_the_servers_acceptance_resends_once_with_the_same
     assert "not reached" not in crashed.stdout
     (after_crash,) = outbox(engine)
     assert (after_crash.state, after_crash.attempts) == ("sending", 1)  # the server has it; we do not know
+    assert after_crash.claimed_by is not None and after_crash.claimed_by.split(":")[1] == str(crashed_pid(crashed))
     assert len(server.messages) == 1
 
     settings = settings_for(server.smtp_settings())
     now = datetime.now(UTC)
-    during_lease = drain_outbox(engine, settings, lambda: now + timedelta(minutes=5))
-    after_lease = drain_outbox(engine, settings, lambda: now + SENDING_LEASE + timedelta(minutes=1))
+    within_claim = drain_outbox(engine, settings, lambda: now + timedelta(minutes=1))
     never_again = drain_outbox(engine, settings, lambda: now + timedelta(days=1))
 
-    assert during_lease.sent == [] and during_lease.reclaimed == 0
-    assert after_lease.reclaimed == 1 and after_lease.sent == [row.id]
+    assert within_claim.reclaimed == 1 and within_claim.sent == [row.id]
     assert never_again.sent == [] and never_again.reclaimed == 0
     first, second = server.messages
     assert parsed(first.raw)["Message-ID"] == parsed(second.raw)["Message-ID"] == f"<{row.message_id}>"
     assert first.raw == second.raw  # the very same bytes, so the copy can be dropped
     (final,) = outbox(engine)
-    assert (final.state, final.attempts) == ("sent", 2)
+    assert (final.state, final.attempts, final.claimed_by) == ("sent", 2, None)
 
 
-def test_the_new_lease_holder_takes_over_a_dead_workers_sending_rows_at_once(
-    tmp_path: Path, engine: Engine, registry: Registry, database_url: str, monkeypatch: pytest.MonkeyPatch
+def crashed_pid(crashed: subprocess.CompletedProcess[str]) -> int:
+    return int(crashed.stdout.split()[1])
+
+
+def test_a_claim_by_a_sender_on_another_machine_waits_for_its_expiry(
+    smtp_server: SmtpServerFactory, engine: Engine, registry: Registry
 ) -> None:
-    """A worker killed mid-send left a row in 'sending' with a fresh claim; the worker that then takes the lease
-    sends it at once, with the same Message-ID, instead of waiting SENDING_LEASE (10 minutes)."""
-    from mailbot.worker import Worker
-    from registry.runtime import Runtime
-
+    """Whether a process on another machine still sends cannot be told from here: its claim runs out first."""
+    server = smtp_server("plain")
     (row,) = queued(engine, registry, reminders(registry))
     assert row.id is not None
     now = datetime.now(UTC)
-    assert outbox_module._claim(engine, row.id, now) is not None  # the dead worker's claim, not expired
+    assert outbox_module._claim(engine, row.id, now, claimer="worker2.skaraborg.se:4242:0123456789ab") is not None
+    settings = settings_for(server.smtp_settings())
+
+    during_claim = drain_outbox(engine, settings, lambda: now + timedelta(minutes=5))
+    after_claim = drain_outbox(engine, settings, lambda: now + SENDING_LEASE + timedelta(minutes=1))
+
+    assert during_claim.sent == [] and during_claim.reclaimed == 0
+    assert after_claim.reclaimed == 1 and after_claim.sent == [row.id]
+    assert len(server.messages) == 1
+
+
+def new_worker(tmp_path: Path, database_url: str, server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Worker:
+    """A `mailbot run` worker of a process that holds no lease yet (as if just started), sending to `server`."""
+    from mailbot.worker import Worker
+    from registry import lease
+    from registry.runtime import Runtime
+
     for name in [n for n in os.environ if n.startswith("MAILBOT_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lease, "_trusted_until", {})
+    monkeypatch.setattr(lease, "_holding", {})
+    monkeypatch.setattr(lease, "taken_over_from", {})
+    smtp = server.smtp_settings().model_dump(mode="json", exclude={"password"})
+    return Worker(Runtime(config_path=None, overrides={"database": {"url": database_url}, "smtp": smtp}))
+
+
+def test_the_new_lease_holder_sends_the_rows_of_the_holder_it_took_over_from_at_once(
+    tmp_path: Path, smtp_server: SmtpServerFactory, engine: Engine, registry: Registry, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The active worker on another machine died mid-send: its lease ran out and its claim has 10 minutes left.
+    The worker that takes the lease over sends the row at once, with the same Message-ID."""
+    from mailbot.worker import LEASE
     from registry import lease
 
-    monkeypatch.setattr(lease, "_trusted_until", {})  # a new process: it holds no lease yet
-    monkeypatch.setattr(lease, "_holding", {})
-    directory = tmp_path / "outbox"
-    worker = Worker(Runtime(config_path=None, overrides={"database": {"url": database_url},
-                                                        "smtp": {"directory": str(directory)}}))  # fmt: skip
+    server = smtp_server("plain")
+    (row,) = queued(engine, registry, reminders(registry))
+    assert row.id is not None
+    now = datetime.now(UTC)
+    dead = "worker1.skaraborg.se:4242:0123456789ab"
+    assert lease.acquire(engine, LEASE, dead, now - timedelta(minutes=1), timedelta(seconds=12))  # expired since
+    claimed = outbox_module._claim(engine, row.id, now, claimer=dead)
+    assert claimed is not None and claimed.next_attempt is not None
+    worker = new_worker(tmp_path, database_url, server, monkeypatch)
 
-    assert worker._renew()  # becomes the active worker: the row is pending again
+    assert worker._renew()  # takes the lease over, and with it the dead holder's claim
     (taken,) = outbox(engine)
-    assert taken.state == "pending"
-    report = drain_outbox(engine, settings_for(SmtpSettings(directory=directory)), lambda: now + timedelta(minutes=1))
+    assert (taken.state, taken.claimed_by) == ("pending", None)
+    report = drain_outbox(engine, worker.rt.settings, lambda: now + timedelta(seconds=1))
 
     assert report.sent == [row.id]
-    assert parsed((directory / f"{row.id}-reminder.eml").read_bytes())["Message-ID"] == f"<{row.message_id}>"
+    (received,) = server.messages
+    assert parsed(received.raw)["Message-ID"] == f"<{row.message_id}>"
+    (final,) = outbox(engine)
+    assert final.sent_at is not None and final.sent_at < claimed.next_attempt  # before the claim would expire
+    worker.rt.engine().dispose()
+
+
+LIVE_CLAIMER = """
+import sys
+from mailbot.outbox import _claim
+from registry.db import make_engine
+from registry.lease import HOLDER
+
+engine = make_engine(sys.argv[1])
+from datetime import UTC, datetime
+assert _claim(engine, int(sys.argv[2]), datetime.now(UTC)) is not None
+engine.dispose()
+print(HOLDER, flush=True)
+sys.stdin.read()  # 'sending' until the test closes stdin
+"""
+
+
+def test_the_new_lease_holder_leaves_the_claim_of_a_live_sender_alone(
+    tmp_path: Path, smtp_server: SmtpServerFactory, engine: Engine, registry: Registry, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A `mailbot poll` of this machine is still sending a row when a worker takes the lease: the row stays its
+    own (no second copy while it may be in the middle of DATA). Once that process is gone, the next drain sends
+    it at once."""
+    server = smtp_server("plain")
+    (row,) = queued(engine, registry, reminders(registry))
+    claimer = subprocess.Popen([sys.executable, "-c", LIVE_CLAIMER, database_url, str(row.id)], cwd=REPO,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert claimer.stdout is not None
+        holder = claimer.stdout.readline().strip()
+        worker = new_worker(tmp_path, database_url, server, monkeypatch)
+
+        assert worker._renew()
+        (still,) = outbox(engine)
+        assert (still.state, still.claimed_by) == ("sending", holder)
+        assert drain_outbox(engine, worker.rt.settings, lambda: datetime.now(UTC)).sent == []
+    finally:
+        assert claimer.stdin is not None
+        claimer.stdin.close()
+        claimer.wait(timeout=60)
+
+    report = drain_outbox(engine, worker.rt.settings, lambda: datetime.now(UTC))
+
+    assert (report.reclaimed, report.sent) == (1, [row.id])
+    (received,) = server.messages
+    assert parsed(received.raw)["Message-ID"] == f"<{row.message_id}>"
     worker.rt.engine().dispose()
