@@ -204,8 +204,15 @@ def calendar_meeting(
     if existing.calendar_sequence is not None and sequence < existing.calendar_sequence:
         return existing, "stale"
     moved = existing.date != day
-    existing.date, existing.start, existing.end = day, start, end  # type: ignore[assignment]
-    existing.place = place or existing.place
+    if cancelled and not moved:
+        # A cancellation says the meeting is off, not where or when it was: the time and place on file stay as the
+        # invitation or the dates mail announced them ("Skövde (Kulturhuset)" is not rewritten as the calendar's
+        # "Skövde, Kulturhuset"); the CANCEL's own only fill in what the registry did not know.
+        existing.start, existing.end = existing.start or start, existing.end or end  # type: ignore[assignment]
+        existing.place = existing.place or place
+    else:
+        existing.date, existing.start, existing.end = day, start, end  # type: ignore[assignment]
+        existing.place = place or existing.place
     existing.status = status
     existing.calendar_sequence = sequence
     existing.updated_by_mail_id = mail_id

@@ -15,19 +15,7 @@ from servers import PostgresServer
 
 # case stem -> the precise gap (strict xfail). Only blind helpers' mails; none of them records a wrong fact
 # (benchmarks/accuracy.py shows 0 false positives in members, meetings, minutes and attendance).
-XFAIL: dict[str, str] = {
-    "b1_002_skis-datum-glomde-bilaga": "a dates mail that forgot its attachment goes to review; the helper expects ignored",
-    "b1_005_sv-paminnelse-skis-medlemmar": "'no changes, the list stands' goes to review; the helper expects a reply",
-    "b1_010_elevhalsa-datum-ht-veckor": "the lower-case place 'digitalt (Teams)' after a bare week is not read",
-    "b1_036_grundskola-ny-person-andrar": "review either way; the product says kind 'other', the helper 'member_list'",
-    "b1_037_elevhalsa-datum-vt2026-tabell": "the places of a pasted dates table are not read (dates and times are)",
-    "b2_005_flytt-traff-grundskola": "a move is kinds meeting_dates; the helper also expects meeting_cancel",
-    "b2_007_host-traffar-intro-vux": "review either way; the product names a network the helper leaves null",
-    "b2_017_installt-23-okt-vux": "place recorded as 'Skövde, Kulturhuset', the helper writes 'Skövde (Kulturhuset)'",
-    "b2_029_anteckningar-elevhalsa-okt": "minutes from the presidium record the next meeting they name (case 047)",
-    "b2_034_vara-deltagare-skis": "review either way; the product says kind 'other', the helper 'member_list'",
-    "b2_036_flytt-elevhalsa-nov": "a move is kinds meeting_dates; the helper also expects meeting_cancel",
-}
+XFAIL: dict[str, str] = {}
 
 
 def _params() -> list[Any]:

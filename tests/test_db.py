@@ -272,6 +272,20 @@ def test_an_invitation_adopts_the_meeting_from_a_list_of_dates(engine: Engine) -
         assert queries.meetings(session, "grundskola", None, date(2025, 3, 15))[0]["status"] == "held"
 
 
+def test_a_cancel_without_a_known_uid_keeps_the_time_and_place_on_file(engine: Engine) -> None:
+    """b2_017: the CANCEL of an invitation the registry never saw cancels the meeting the dates mail announced;
+    its LOCATION ("Skövde, Kulturhuset") does not rewrite the place on file ("Skövde (Kulturhuset)")."""
+    with Session(engine) as session:
+        mail = add_mail(session)
+        announced, _ = record.announced_meeting(session, "vux", date(2025, 10, 23), time(13, 0), time(16, 0),
+                                                "Skövde (Kulturhuset)", mail)  # fmt: skip
+        cancelled, what = record.calendar_meeting(session, "vux", "uid-unknown", "", 0, date(2025, 10, 23),
+                                                  time(13, 30), time(16, 0), "Skövde, Kulturhuset", True, mail)  # fmt: skip
+        session.commit()
+        assert (cancelled.id, what, cancelled.status) == (announced.id, "cancelled", "cancelled")
+        assert (cancelled.start, cancelled.place) == (time(13, 0), "Skövde (Kulturhuset)")
+
+
 # --- documents and minutes --------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ MINUTES_WORDS = (
 )
 MEMBER_WORDS = (
     "medlemslista", "medlemsförteckning", "medlemsforteckning", "förteckning", "forteckning", "deltagarlista",
-    "deltagarförteckning", "medlemmar", "ledamöter", "ledamoter", "kontaktlista", "sändlista", "nätverksmedlemmar",
+    "deltagarförteckning", "deltagare", "medlemmar", "ledamöter", "ledamoter", "kontaktlista", "sändlista", "nätverksmedlemmar",
 )  # fmt: skip
 DATES_WORDS = (
     "mötesdatum", "motesdatum", "datum", "mötestider", "motestider", "mötesplan", "motesplan", "träffar", "traffar",

@@ -197,6 +197,11 @@ _NOT_PLACE_FIRST_WORDS = frozenset(
     "heldag halvdag lunch fika anmälan senast samt eller tid kl klockan alla samtliga varje".split()
 )
 _PLACE_MAX_WORDS = 8
+_REMOTE_PLACE = re.compile(
+    r"(?:digitalt?|online|distans|via\s+(?:teams|zoom)|teams|zoom)(?:\s*(?:\((?:via\s+)?(?:teams|zoom)\)|"
+    r"(?:via|på|i)\s+(?:teams|zoom)))?\.?",
+    _FLAGS,
+)
 MAX_LINE = 2000  # characters of one line read for dates (a paragraph of minutes fits)
 _SPACE_RUN = re.compile(r"[ \u00a0]{3,}")
 _TABLE_CELL_SPLIT = re.compile(r"\s*\|\s*|\t+")
@@ -221,6 +226,7 @@ class _Token:
     week: int = 0  # ISO week; then `weekday` is required
     weekday: int | None = None  # 1 = Monday, as written next to the date
     year: int | None = None  # as written
+    stated_week: int = 0  # "v. 7 fredag 13/2": the week written beside a day and month, checked against them
 
     def build(self, year: int) -> date | None:
         try:
@@ -266,6 +272,13 @@ class _Heading:
         if self.term == "HT" and first.month <= 6:
             return _Heading(self.term, first.year - 1)
         return _Heading(self.term, first.year)
+
+
+def starts_quoted_part(line: str) -> bool:
+    """Whether `line` opens the quoted or forwarded mail below a reply ("Från: …", "-----Ursprungligt meddelande")."""
+    return bool(_FORWARD_START.match(line)) or bool(
+        re.match(r"^(?:den|on)\s.{0,80}(?:skrev|wrote)\s*:?$", line, _FLAGS)
+    )
 
 
 def parse_date(text: str, context: date, prefer: Literal["past", "future"]) -> date | None:
@@ -376,6 +389,7 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
         blanked = _blank(line, [(token.start, token.end) for token in all_tokens])
         if is_table_row:
             _read_table_row(blanked, cells, read, table_place_column)
+            problems.extend(_table_week_problems(cells, read))
         else:
             table_place_column = None
             _read_line(blanked, read)
@@ -465,9 +479,22 @@ def _find_tokens(text: str, include_short_compact: bool = False) -> list[_Token]
     chosen: list[_Token] = []
     for token in candidates:
         if chosen and token.start < chosen[-1].end:
+            if (merged := _week_beside_date(text, chosen[-1], token)) is not None:
+                chosen[-1] = merged
             continue
         chosen.append(token)
     return chosen
+
+
+def _week_beside_date(text: str, first: _Token, second: _Token) -> _Token | None:
+    """A table row's "v. 7 | fredag | 13/2" read as one date: the week and the day and month overlap on the weekday
+    they share. The day and month give the date; the week is kept to be checked against it."""
+    week, dated = (first, second) if first.week else (second, first)
+    if not week.week or dated.week or first.stated_week or second.stated_week:
+        return None
+    start, end = min(first.start, second.start), max(first.end, second.end)
+    return _Token(dated.kind, start, end, text[start:end].strip(), day=dated.day, month=dated.month,
+                  weekday=dated.weekday or week.weekday, year=dated.year or week.year, stated_week=week.week)  # fmt: skip
 
 
 def _without_deadlines(text: str, tokens: list[_Token]) -> list[_Token]:
@@ -542,6 +569,9 @@ def _resolve_meeting_date(
     if resolved is not None and token.weekday is not None and resolved.isoweekday() != token.weekday:
         weekday = _WEEKDAY_NAMES[resolved.weekday()]
         problems.append(f"Veckodagen stämmer inte i '{token.text}': {_spoken(resolved)} är en {weekday}")
+    if resolved is not None and token.stated_week and resolved.isocalendar().week != token.stated_week:
+        week = resolved.isocalendar().week
+        problems.append(f"Veckan stämmer inte i '{token.text}': {_spoken(resolved)} ligger i vecka {week}")
     return resolved, heading
 
 
@@ -634,13 +664,32 @@ def _read_table_row(
         rest = [
             cell
             for cell in cells
-            if cell.strip() and not _find_tokens(cell) and _find_time(cell)[0] is None and not _is_weekday(cell)
+            if cell.strip()
+            and not _find_tokens(cell)
+            and _find_time(cell)[0] is None
+            and not _is_weekday(cell)
+            and not _WEEK_CELL.fullmatch(cell.strip())
         ]
         # Without a heading row, a single left-over cell is the place; more than one could be anything.
         if len(rest) == 1 and not re.match(r"^[^:]{1,20}:", rest[0]):
             place = _clean_place(rest[0])
     for _, found in read:
         found.start, found.end, found.place = start, end, place
+
+
+_WEEK_CELL = re.compile(r"(?:v\.?|vecka|veckan)?\s*(?P<week>\d{1,2})", _FLAGS)
+
+
+def _table_week_problems(cells: list[str], read: list[tuple[_Token, _Found]]) -> list[str]:
+    """A table row's week cell ("v. 7") that disagrees with the row's date is a doubt for a person."""
+    weeks = {
+        int(m["week"]) for cell in cells if (m := _WEEK_CELL.fullmatch(cell.strip())) and not cell.strip().isdigit()
+    }
+    return [
+        f"Veckan stämmer inte i '{token.text}': {_spoken(found.date)} ligger i vecka {found.date.isocalendar().week}"
+        for token, found in read
+        if len(weeks) == 1 and not token.week and found.date.isocalendar().week not in weeks
+    ]
 
 
 def _place_column(cells: list[str]) -> int | None:
@@ -711,6 +760,9 @@ def _place_after(tail: str, after_time: bool) -> str | None:
         text, announced = text[separator.end() :], True
     if keyword := _PLACE_KEYWORD.match(text):
         text, announced = text[keyword.end() :], True
+    if not announced and (remote := _REMOTE_PLACE.fullmatch(text)) is not None:
+        # "v. 50 digitalt (Teams)", "14/3 via Zoom": a meeting held online has that for its place, in lower case.
+        return _clean_place(remote.group(0).rstrip("."))
     if not announced:
         # "v. 37 fredag Karlsborg", "14/3 Skövde Kulturhuset": a tail of capitalised words only (a name, not a
         # sentence) is the place; "14/3 Mötet börjar …" is not.

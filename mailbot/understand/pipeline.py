@@ -49,6 +49,23 @@ UNRELATED_DOCUMENT = re.compile(
     r"(?i)\b(inbjudan|inbjudning|föreläsning|forelasning|presentation|bildspel|dagordning|agenda|program|affisch|"
     r"kallelse|anmälan|anmalan)\b"
 )
+# "Inga ändringar från förra året, listan gäller som den är": an answer to a reminder that changes nothing.
+NOTHING_CHANGES = re.compile(
+    r"(?i)\b(?:inga\s+(?:ändringar|förändringar)|inget\s+(?:har\s+)?(?:ändrats|förändrats)|oförändrad\w*|"
+    r"(?:listan|förteckningen|datumen|den|de)\s+gäller\s+(?:som\s+(?:den|de)\s+är|fortfarande|än|oförändrad\w*)|"
+    r"samma\s+(?:lista|förteckning|medlemmar|deltagare)\s+som)"
+)
+# ... unless the text also names a change ("inga ändringar utom att Lisa slutar").
+SOME_CHANGE = re.compile(
+    r"(?i)\b(?:utom|förutom|men|dock|undantag|ny|nya|nytt|slutar|slutat|tillkommer|tillkommit|byt\w*|ersätt\w*|"
+    r"lägg\w*\s+till|ta\w*\s+bort|flytt\w*|inställ\w*|ändra\s)\b"
+)
+# "Jag ersätter Malin Larsson i nätverket. Stryk henne och lägg till mig": a change to the list asked for in words.
+MEMBER_CHANGE_REQUEST = re.compile(
+    r"(?i)\b(?:stryk\s+(?:mig|honom|henne|\w+\s+\w+)|ta\s+bort\s+(?:mig|honom|henne)|lägg\s+till\s+(?:mig|honom|henne)|"
+    r"ersätter\s+[A-ZÅÄÖ]\w+|ny\s+(?:medlem|ledamot|representant|deltagare)\s+(?:i|för|från)|"
+    r"(?:slutar|lämnar)\s+(?:i\s+)?(?:nätverket|gruppen))"
+)
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
 CHANGING_KINDS = frozenset(
     {MailKind.MEMBER_LIST, MailKind.MEETING_DATES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.MINUTES,
@@ -363,6 +380,11 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
             problems.append(f"the period of the member list is unclear: {period_found.conflict}")
         elif period is not None and period.end < context_day:
             problems.append(f"the member list is for {period.label}, which ended before the mail was sent")
+    if not kinds and network is not None and (request := MEMBER_CHANGE_REQUEST.search(_own_text(mail.body_text))):
+        # A member list changed in words is still a change to the list: its kind, and a person edits the list.
+        kinds.add(MailKind.MEMBER_LIST)
+        problems.append(f"the mail asks in words for a change to the member list ('{request.group(0)}'); "
+                        "a person edits the list")  # fmt: skip
     if is_reply:
         kinds.add(MailKind.REPLY)
         reasons.append("reply to the product's own mail")
@@ -385,8 +407,12 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         meeting_changes=changes,
     )
     if kinds <= {MailKind.OTHER, MailKind.REPLY}:
-        what = "a reply to our mail with nothing to register" if is_reply else "nothing recognised to register"
-        problems.append(what)
+        if is_reply and network is not None and not attachments and _says_nothing_changes(mail.body_text):
+            # The answer to our reminder is "it stays as it is": nothing to record and nothing for a person to decide.
+            reasons.append("a reply to our mail saying nothing changes: nothing to register")
+        else:
+            what = "a reply to our mail with nothing to register" if is_reply else "nothing recognised to register"
+            problems.append(what)
     if network is None and not problems:
         problems.append("cannot tell which network the mail is about: " + "; ".join(choice.reasons))
     if network is not None and ctx.assigned_network is None:
@@ -406,12 +432,37 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
 
 
+def _own_text(body: str) -> str:
+    """A reply's own text: the lines above the quoted or forwarded mail, joined."""
+    own: list[str] = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">") or date_parser.starts_quoted_part(stripped):
+            break
+        own.append(stripped)
+    return " ".join(own)
+
+
+def _says_nothing_changes(body: str) -> bool:
+    """Whether the reply's own text (above the quoted mail) says that nothing changes, and names no change."""
+    text = _own_text(body)
+    return bool(NOTHING_CHANGES.search(text)) and not SOME_CHANGE.search(NOTHING_CHANGES.sub(" ", text))
+
+
 def _drastic_list_problems(member_list: MemberListResult, network: str, sender: str | None, ctx: Context) -> list[str]:
     """A new list that drops most of the list in force needs a person (unless an admin sent it)."""
     if _is_admin(sender, ctx) or ctx.assigned_network is not None:
         return []
     in_force = {email for email, roles in ctx.memberships.items() if any(r.network == network for r in roles)}
     dropped = in_force - {m.email for m in member_list.members}
+    municipalities = {m.municipality for m in member_list.members}
+    in_force_domains = {email.rsplit("@", 1)[-1] for email in in_force}
+    if len(municipalities) == 1 and None not in municipalities and len(in_force_domains) >= 3 and dropped:
+        # "Från Vara deltar följande i SKIS": one municipality's part of a regional list, not the whole list.
+        return [
+            f"the list names only members from {municipalities.pop()} while the list in force of {network} spans "
+            f"{len(in_force_domains)} municipalities; a person merges it with the list in force"
+        ]
     if len(in_force) >= 4 and len(dropped) * 2 > len(in_force):
         return [
             f"the new list would drop {len(dropped)} of the {len(in_force)} members in force of {network} "

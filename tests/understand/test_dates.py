@@ -438,3 +438,46 @@ def test_a_statement_far_from_the_dates_is_not_applied_to_them() -> None:
     )
 
     assert {(row[1], row[2]) for row in _described(text)} == {(None, None)}
+
+
+# --- a pasted table's week, weekday and date; meetings held online --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "problem"),
+    [
+        # b1_037: an HTML table (vecka | dag | tid | plats) pasted as text with runs of spaces.
+        ("VT 2026:\nv. 7  fredag 13/2  kl. 9–12  Falköping", (date(2026, 2, 13), time(9), time(12), "Falköping"), None),
+        ("v. 7 | fredag | 13/2 | 9.00–12.00 | Skara", (date(2025, 2, 13), time(9), time(12), "Skara"), None),
+        ("vecka 38 fredag 19 september kl 13, Hjo", (date(2025, 9, 19), time(13), None, "Hjo"), None),
+        # The week and the date disagree: the date stands, as written, but the doubt is a problem for a person.
+        ("v. 8  fredag 13/2 2026  kl. 9–12  Falköping", (date(2026, 2, 13), time(9), time(12), "Falköping"), "vecka 7"),
+        # b1_010: a lower-case online place after a bare week (the weekday is stated once for all).
+        (
+            "Alla fredagar kl 13-15.30:\nv. 50 digitalt (Teams)",
+            (date(2025, 12, 12), time(13), time(15, 30), "digitalt (Teams)"),
+            None,
+        ),  # fmt: skip
+        ("12/9 kl 9-12 via Teams", (date(2025, 9, 12), time(9), time(12), "via Teams"), None),
+        ("12/9 kl 9-12 digitalt", (date(2025, 9, 12), time(9), time(12), "digitalt"), None),
+        ("12/9 kl 9-12 zoom", (date(2025, 9, 12), time(9), time(12), "zoom"), None),
+        # Lower-case words that are not an online place stay unread.
+        ("12/9 kl 9-12 digitalt om vi inte hittar en lokal", (date(2025, 9, 12), time(9), time(12), None), None),
+        ("12/9 kl 9-12 teamsmöte om ekonomi", (date(2025, 9, 12), time(9), time(12), None), None),
+    ],
+)
+def test_table_rows_and_online_places(text: str, expected: tuple[object, ...], problem: str | None) -> None:
+    result = parse_meeting_dates(text, BODY_CONTEXT if "2026" in text or "v. 50" in text else date(2025, 2, 1))
+
+    assert [(found.date, found.start, found.end, found.place) for found in result.dates] == [expected]
+    if problem is None:
+        assert not result.problems
+    else:
+        assert any(problem in p for p in result.problems), result.problems
+
+
+def test_a_table_rows_week_cell_that_disagrees_with_its_date_is_a_problem() -> None:
+    result = parse_meeting_dates("v. 8 | fredag | 13/2 | 9.00–12.00 | Skara", date(2025, 2, 1))
+
+    assert [found.date for found in result.dates] == [date(2025, 2, 13)]
+    assert any("vecka 7" in problem for problem in result.problems), result.problems
