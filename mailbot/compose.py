@@ -22,7 +22,16 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from mailbot.remind import SENT_IN, Planned, PlannedAlert, PlannedReceipt, PlannedReminder, single_line
+from mailbot.remind import (
+    MORE_MEETINGS,
+    SENT_IN,
+    Planned,
+    PlannedAlert,
+    PlannedReceipt,
+    PlannedReminder,
+    item_instruction,
+    single_line,
+)
 from registry.config import Network
 from registry.domain import MailKind, ObligationKind, State
 from registry.facts import Finding
@@ -251,6 +260,8 @@ def _deadline(finding: Finding) -> str:
 
 def _detail(finding: Finding) -> str:
     detail = single_line(finding.detail)
+    if finding.obligation is ObligationKind.MEETING_COUNT:
+        return MORE_MEETINGS.sub("", detail).strip()  # the item's instruction says how many to plan
     if finding.obligation in _DEADLINE_KINDS and finding.state in (State.OVERDUE, State.OPEN):
         rest = re.split(r"(?<=\.)\s+(?=[A-ZÅÄÖ])", detail, maxsplit=1)
         return rest[1] if len(rest) == 2 else ""
@@ -267,6 +278,7 @@ def _item(finding: Finding, network: Network | None, times_reminded: int = 0) ->
         "deadline": _deadline(finding),
         "due": long_date(finding.due) if finding.due else "",
         "detail": _detail(finding),
+        "instruction": item_instruction(finding, network),
         "quote": single_line(finding.quote),
         "state": finding.state.value,
         "times_reminded": times_reminded,
@@ -288,6 +300,8 @@ def _reminder_context(planned: PlannedReminder, network: Network | None, shared_
         "escalated_titles": [_lower_first(i["title"]) for i in items if i["times_reminded"] == max(counts, default=0)],
         "school_chief_copied": planned.school_chief_copied,
         "recipients_source": planned.recipients_source,
+        # one form of address in a mail: "ni" to a presidium (or the federation), "du" only to the one contact
+        "you": "du" if planned.recipients_source == "fallback" else "ni",
         "skipped_bouncing": list(planned.skipped_bouncing),
         "shared_mailbox": shared_mailbox,
         "planned_on": planned.planned_on,

@@ -22,7 +22,7 @@ from mailbot.understand.types import MeetingDate, RejectedRow
 from registry.config import Network, month_day
 from registry.domain import MailKind, ObligationKind, State
 from registry.facts import Finding
-from registry.swedish import join, long_date
+from registry.swedish import WEEKDAY_PLURAL, join, long_date
 
 ReminderKind = Literal["reminder", "admin_summary"]
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -174,25 +174,126 @@ def item_label(finding: Finding, network: Network) -> str:
     return labels[finding.obligation]
 
 
+SUBJECT_LIMIT = 78  # RFC 5322's recommended line length: a subject a mail client shows whole
+
+# The order in which a reminder's subject names what is missing: the most important first.
+_SUBJECT_ORDER = (
+    ObligationKind.MEMBER_LIST,
+    ObligationKind.MEETING_DATES,
+    ObligationKind.MINUTES,
+    ObligationKind.DELIVERABLE,
+    ObligationKind.COMMISSION_REVISION,
+    ObligationKind.MEETING_COUNT,
+    ObligationKind.REPRESENTATION,
+    ObligationKind.MEETING_WEEKDAY,
+)
+MORE_MEETINGS = re.compile(r"Planera in (\d+) möten? till\.")
+
+
+def short_name(network: Network) -> str:
+    """'SKIS' for 'Skolutveckling i Skaraborg (SKIS)': the abbreviation a name ends with, else the name."""
+    found = re.fullmatch(r".+\(([^()]{2,12})\)\s*", network.name)
+    return found.group(1) if found else network.name
+
+
+def meetings_to_plan(finding: Finding) -> int | None:
+    """How many more meetings a too-few-meetings finding asks for (from its detail, registry/rules.py)."""
+    found = MORE_MEETINGS.search(finding.detail)
+    return int(found.group(1)) if found else None
+
+
+def _subject_phrase(kind: ObligationKind, findings: Sequence[Finding], network: Network) -> str:
+    """The words for the items of one kind in a subject: '2 protokoll', 'medlemsförteckning', ..."""
+    count = len(findings)
+    if kind is ObligationKind.MINUTES:
+        if network.minutes_name == "protokoll":
+            return "protokoll" if count == 1 else f"{count} protokoll"
+        return network.minutes_name if count == 1 else f"{network.minutes_name} ({count} möten)"
+    if kind is ObligationKind.DELIVERABLE:
+        return "redovisning" if count == 1 else f"{count} redovisningar"
+    if kind is ObligationKind.MEETING_COUNT:
+        more = meetings_to_plan(findings[0])
+        return f"{more} {'möte' if more == 1 else 'möten'} till behöver planeras" if more else "för få möten planerade"
+    if kind is ObligationKind.MEETING_WEEKDAY:
+        return "möte på fel veckodag" if count == 1 else f"{count} möten på fel veckodag"
+    return item_label(findings[0], network) if kind is not ObligationKind.MEETING_DATES else "mötesdatum"
+
+
+def _fit(prefix: str, text: str) -> str:
+    subject = f"{prefix}{text}"
+    return subject if len(subject) <= SUBJECT_LIMIT else subject[: SUBJECT_LIMIT - 1].rstrip(" ,;–") + "…"
+
+
 def reminder_subject(network: Network, findings: Sequence[Finding]) -> str:
-    """'Påminnelse: Elevhälsa – medlemsförteckning och minnesanteckningar saknas' (short and specific)."""
-    missing = _unique(
-        [item_label(f, network) for f in findings if f.state is State.OVERDUE and f.obligation in SENT_IN]
-    )
-    other = _unique(
-        [item_label(f, network) for f in findings if f.state is not State.OPEN and f.obligation not in SENT_IN]
-    )
-    coming = _unique([item_label(f, network) for f in findings if f.state is State.OPEN])
-    parts = []
-    if missing:
-        parts.append(f"{join(list(missing))} saknas")
-    if other:
-        parts.append(join(list(other)))
-    if coming and not parts:
-        return f"Snart dags: {network.name} – {join(list(coming))}"
-    if coming:
-        parts.append(f"snart dags för {join(list(coming))}")
-    return f"Påminnelse: {network.name} – {'; '.join(parts)}"
+    """'Påminnelse: SKIS – medlemsförteckning och 2 protokoll saknas': the network and what matters most, in at
+    most SUBJECT_LIMIT characters (what does not fit is 'm.m.'; the mail itself lists everything)."""
+    by_kind: dict[ObligationKind, list[Finding]] = {}
+    for finding in findings:
+        by_kind.setdefault(finding.obligation, []).append(finding)
+    order = [kind for kind in _SUBJECT_ORDER if kind in by_kind] + [k for k in by_kind if k not in _SUBJECT_ORDER]
+    missing = [(k, [f for f in by_kind[k] if f.state is not State.OPEN]) for k in order]
+    missing = [(k, items) for k, items in missing if items]
+    coming = [(k, [f for f in by_kind[k] if f.state is State.OPEN]) for k in order]
+    coming = [(k, items) for k, items in coming if items]
+    name = short_name(network)
+    if not missing:
+        phrases = [_subject_phrase(k, items, network) for k, items in coming]
+        return _fit(f"Snart dags: {name} – ", join(phrases))
+    prefix = f"Påminnelse: {name} – "
+    soon = f"; snart dags för {join([_subject_phrase(k, items, network) for k, items in coming])}" if coming else ""
+    text = ""
+    for taken in range(len(missing), 0, -1):  # all items if they fit, else the most important ones and 'm.m.'
+        sent_in = [_subject_phrase(k, items, network) for k, items in missing[:taken] if k in SENT_IN]
+        states = [_subject_phrase(k, items, network) for k, items in missing[:taken] if k not in SENT_IN]
+        parts = [f"{join(sent_in)} saknas"] if sent_in else []
+        text = "; ".join([*parts, *states])
+        if taken == len(missing) and len(prefix + text + soon) <= SUBJECT_LIMIT:
+            return prefix + text + soon
+        if len(prefix + text) + len(" m.m.") <= SUBJECT_LIMIT:
+            return f"{prefix}{text} m.m."  # something was left out: this one has more or coming items
+    return _fit(prefix, text)  # the most important item alone, without 'm.m.' (or cut) when that is all that fits
+
+
+def item_instruction(finding: Finding, network: Network | None) -> str:
+    """What to do about one reminder item, fitting its kind: send a document, send dates, plan meetings, or (a
+    breach) nothing to catch up, only what it means for the year. Imperative, so it fits 'ni' and 'du' alike."""
+    kind, state = finding.obligation, finding.state
+    minutes_name = network.minutes_name if network else "protokoll"
+    weekday = WEEKDAY_PLURAL.get(network.meeting_weekday or "", "") if network else ""
+    secretary = network is not None and network.list_and_dates_sent_by == "secretary"
+    if state is State.BREACH:
+        if kind is ObligationKind.MEETING_WEEKDAY:
+            return (f"Det går inte att ta igen: mötet är redan hållet. Det noteras som en avvikelse i årsrapporten, "
+                    f"och kommande möten ska ligga på {weekday or 'rätt veckodag'}.")  # fmt: skip
+        return "Det går inte att ta igen i efterhand. Det noteras som en avvikelse i årsrapporten."
+    if kind is ObligationKind.MEMBER_LIST:
+        return "Svara med medlemsförteckningen som bilaga (Excel, Word eller PDF)."
+    if kind is ObligationKind.MEETING_DATES:
+        what = "datum, tid och plats" if secretary else "datumen"
+        return f"Svara med {what} för årets träffar, direkt i mejlet. Någon bilaga behövs inte."
+    if kind is ObligationKind.MEETING_COUNT:
+        more = meetings_to_plan(finding)
+        count = f"{_neuter_number(more)} {'möte' if more == 1 else 'möten'} till" if more else "fler möten"
+        return f"Planera in {count} och svara med datum, tid och plats för {'det' if more == 1 else 'dem'}."
+    if kind is ObligationKind.MEETING_WEEKDAY:
+        day = weekday.removesuffix("ar") or "annan dag"  # 'fredagar' -> 'fredag'
+        return f"Flytta mötet till en {day} och svara med det nya datumet."
+    if kind is ObligationKind.MINUTES:
+        definite = {"protokoll": "protokollet", "minnesanteckningar": "minnesanteckningarna"}
+        return f"Svara med {definite.get(minutes_name, minutes_name)} som bilaga."
+    if kind is ObligationKind.DELIVERABLE:
+        return "Svara med redovisningen som bilaga."
+    if kind is ObligationKind.COMMISSION_REVISION:
+        return "Svara med den reviderade uppdragsbeskrivningen som bilaga."
+    if kind is ObligationKind.REPRESENTATION:
+        return "Se till att varje kommun har en företrädare i nätverket och svara med en uppdaterad medlemsförteckning."
+    return "Svara på mejlet med det som saknas."
+
+
+def _neuter_number(count: int) -> str:
+    """'ett', 'två', ... as in 'ett möte', 'två möten' (small numbers in words), digits from 13."""
+    words = ("noll", "ett", "två", "tre", "fyra", "fem", "sex", "sju", "åtta", "nio", "tio", "elva", "tolv")
+    return words[count] if 0 <= count < len(words) else str(count)
 
 
 _REVIEW_KIND_OBLIGATIONS = {"member_list": ObligationKind.MEMBER_LIST, "meeting_dates": ObligationKind.MEETING_DATES}

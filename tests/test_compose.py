@@ -133,8 +133,7 @@ def test_swedish_subject_is_encoded_and_decodes_back(registry: Registry) -> None
     assert b"=?utf-8?" in headers
     assert parsed(message)["Subject"] == planned.subject
     assert (
-        planned.subject
-        == "Påminnelse: Elevhälsa – medlemsförteckning och minnesanteckningar saknas; för få möten planerade"
+        planned.subject == "Påminnelse: Elevhälsa – medlemsförteckning och minnesanteckningar saknas m.m."  # 78 at most
     )
 
 
@@ -250,7 +249,10 @@ def test_reminder_text_lists_items_with_deadlines_quotes_and_how_to_answer(regis
         in text
     )
     assert "Ur uppdragsbeskrivningen: ”Presidiet ansvarar även för att förteckning" in text
-    assert "svara på det här mejlet och bifoga dokumentet" in text
+    assert "Skulle ha skickats in senast 31 januari 2025.\n   Svara med medlemsförteckningen som bilaga" in text
+    assert "Svara med minnesanteckningarna som bilaga." in text
+    assert "Så gör ni: svara på det här mejlet" in text and "ni får en kvittens" in text
+    assert not re.search(r"\b[Dd]u\b", text)  # one form of address to the presidium: "ni"
     assert "utbildning@skaraborg.se" in text
     assert "Mejlet är skickat automatiskt." in text
     assert "\n\n\n" not in text and not re.search(r"[ \t]+\n", text)
@@ -333,7 +335,9 @@ def test_admin_summary_groups_breaches_by_network(registry: Registry) -> None:
     assert rendered.html == ""
     assert (
         "Skolutveckling i Skaraborg (SKIS)\n– Mötet tisdag 11 mars 2025 hölls på fel veckodag; nätverket ska mötas på "
-        "fredagar.\n  Ur uppdragsbeskrivningen: ”Minst 4 möten per år på fredagar.”\n\nVuxenutbildning\n– Bara 3 möten"
+        "fredagar.\n  Det går inte att ta igen: mötet är redan hållet. Det noteras som en avvikelse i årsrapporten, och "
+        "kommande möten ska ligga på fredagar.\n  Ur uppdragsbeskrivningen: ”Minst 4 möten per år på fredagar.”"
+        "\n\nVuxenutbildning\n– Bara 3 möten"
     ) in rendered.text
 
 

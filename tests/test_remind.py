@@ -10,13 +10,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from mailbot.remind import (
+    SUBJECT_LIMIT,
     LedgerEntry,
     ReceiptRequest,
     is_working_day,
+    item_instruction,
     plan_receipt,
     plan_reminders,
     receipt_refusal,
     receipt_subject,
+    reminder_subject,
 )
 from mailbot.settings import ReceiptSettings, ReminderSettings
 from registry.config import Network, Registry, load_registry
@@ -300,6 +303,89 @@ def test_too_few_meetings_is_an_item_only_after_the_dates_were_due(registry: Reg
     assert plan(registry, [at_risk], [], date(2025, 1, 8)) == []
     (mail,) = plan(registry, [at_risk], [], date(2025, 2, 3))
     assert mail.subject == "Påminnelse: Rektorer i grundskolan – för få möten planerade"
+
+
+# --- wording by case: subjects and each item's instruction ---------------------------------------
+
+
+def _finding(network: str, kind: ObligationKind, key: str, state: State = State.OVERDUE, detail: str = "",
+             due: date | None = date(2025, 10, 31), meeting: date | None = None) -> Finding:  # fmt: skip
+    return Finding(network, kind, state, due, detail or "Saknas.", f"{network}:{kind.value}:{key}", meeting)
+
+
+def _every_kind(network: str) -> list[Finding]:
+    return [
+        member_list(network=network),
+        _finding(network, ObligationKind.MEETING_DATES, "2025"),
+        minutes(date(2025, 9, 19), network=network),
+        minutes(date(2025, 10, 24), network=network),
+        _finding(network, ObligationKind.DELIVERABLE, "plan"),
+        _finding(network, ObligationKind.DELIVERABLE, "rapport"),
+        _finding(network, ObligationKind.COMMISSION_REVISION, "2025"),
+        _finding(
+            network,
+            ObligationKind.MEETING_COUNT,
+            "2025",
+            State.AT_RISK,
+            "Möten 2025 – hållna: 2, planerade: 0, minst 4 krävs. Planera in 2 möten till.",
+        ),  # fmt: skip
+        _finding(network, ObligationKind.REPRESENTATION, "2025", State.AT_RISK),
+        _finding(network, ObligationKind.MEETING_WEEKDAY, "2025-12-04", State.AT_RISK, meeting=date(2025, 12, 4)),
+    ]
+
+
+def test_subject_names_the_network_short_and_what_is_missing_with_counts(registry: Registry) -> None:
+    skis = registry.network("skis")
+    two = [member_list(network="skis"), minutes(date(2025, 9, 19), network="skis"),
+           minutes(date(2025, 10, 24), network="skis")]  # fmt: skip
+    assert (
+        reminder_subject(skis, two)
+        == "Påminnelse: SKIS – medlemsförteckning och minnesanteckningar (2 möten) saknas"
+    )
+    vux = registry.network("vux")
+    vux_items = [minutes(date(2025, 9, 16), network="vux"), minutes(date(2025, 10, 21), network="vux"),
+                 *(_finding("vux", ObligationKind.DELIVERABLE, str(n)) for n in range(5))]  # fmt: skip
+    assert reminder_subject(vux, vux_items) == "Påminnelse: Vuxenutbildning – 2 protokoll och 5 redovisningar saknas"
+    count = _every_kind("introduktion")[7]
+    assert reminder_subject(registry.network("introduktion"), [count]) == (
+        "Påminnelse: Introduktionsprogrammen – 2 möten till behöver planeras"
+    )
+
+
+@pytest.mark.parametrize("network", ["skis", "grundskola", "elevhalsa", "introduktion", "vux"])
+def test_a_subject_is_at_most_78_characters_and_starts_with_the_most_important_item(
+    registry: Registry, network: str
+) -> None:
+    every = _every_kind(network)
+    subjects = [reminder_subject(registry.network(network), every[start:]) for start in range(len(every))]
+    subjects += [reminder_subject(registry.network(network), [finding]) for finding in every]
+    assert max(len(subject) for subject in subjects) <= SUBJECT_LIMIT == 78, max(subjects, key=len)
+    assert all(subject.startswith("Påminnelse: ") and "…" not in subject for subject in subjects)
+    whole = subjects[0]
+    assert whole.split(" – ", 1)[1].startswith("medlemsförteckning") and whole.endswith(" m.m.")
+    heads_up = reminder_subject(registry.network(network), [member_list(State.OPEN, network=network)])
+    assert heads_up.startswith("Snart dags: ") and heads_up.endswith("– medlemsförteckning")
+
+
+def test_each_item_says_what_to_do_for_its_kind(registry: Registry) -> None:
+    skis = registry.network("skis")
+    said = {f.obligation: item_instruction(f, skis) for f in _every_kind("skis")}
+    assert said[ObligationKind.MEMBER_LIST] == "Svara med medlemsförteckningen som bilaga (Excel, Word eller PDF)."
+    assert (
+        "direkt i mejlet" in said[ObligationKind.MEETING_DATES]
+        and "bilaga behövs inte" in said[ObligationKind.MEETING_DATES]
+    )
+    assert said[ObligationKind.MEETING_COUNT] == "Planera in två möten till och svara med datum, tid och plats för dem."
+    assert said[ObligationKind.MINUTES] == "Svara med minnesanteckningarna som bilaga."
+    assert said[ObligationKind.DELIVERABLE] == "Svara med redovisningen som bilaga."
+    assert said[ObligationKind.MEETING_WEEKDAY] == "Flytta mötet till en fredag och svara med det nya datumet."
+    one = _finding("skis", ObligationKind.MEETING_COUNT, "2025", State.AT_RISK, "Planera in 1 möte till.")
+    assert item_instruction(one, skis) == "Planera in ett möte till och svara med datum, tid och plats för det."
+    held = _finding("skis", ObligationKind.MEETING_WEEKDAY, "2025-10-09", State.BREACH, meeting=date(2025, 10, 9))
+    breach = item_instruction(held, skis)
+    assert breach.startswith("Det går inte att ta igen") and "bilaga" not in breach and "Svara" not in breach
+    assert all("bilaga" not in text for kind, text in said.items()
+               if kind in (ObligationKind.MEETING_COUNT, ObligationKind.MEETING_WEEKDAY))  # fmt: skip
 
 
 # --- receipts -------------------------------------------------------------------------------------
