@@ -94,6 +94,16 @@ def score(result: CaseResult) -> Counts:
     placeless = {key for key in recorded - expected_keys if key[2] == "" and (key[0], key[1], key[3]) in
                  {(e[0], e[1], e[3]) for e in expected_keys}}  # fmt: skip
     _compare_sets(counts, "meeting", expected_keys, recorded - placeless)
+    # Meetings in other networks: those of a mail's other headed sections, or a wrong fact in a network not its own.
+    other_expected = expected.get("other_networks", {})
+    for other in set(other_expected) | set(result.other_meetings):
+        places = {m["date"]: "place" in m for m in other_expected.get(other, [])}
+        _compare_sets(
+            counts,
+            "meeting",
+            {(other, *_meeting_key(m, places[m["date"]])) for m in other_expected.get(other, [])},
+            {(other, *_meeting_key(m, places.get(m["date"], False))) for m in result.other_meetings.get(other, [])},
+        )
 
     expected_minutes = expected.get("minutes")
     _compare_sets(

@@ -567,8 +567,17 @@ def apply_understanding(
             event.location, event.cancelled, mail_id,
         )  # fmt: skip
         meetings.append(_meeting_detail(meeting, change))
+    for section in understanding.sections:
+        # A mail with one headed section per network: the other networks' dates, each for its own network.
+        for item in section.meeting_dates:
+            meeting, created = record.announced_meeting(
+                session, str(section.network), item.date, item.start, item.end, item.place, mail_id
+            )
+            meetings.append(_meeting_detail(meeting, "created" if created else "confirmed"))
     if meetings:
         details["meetings"] = meetings
+    if understanding.sections:
+        details["networks"] = [key, *(str(section.network) for section in understanding.sections)]
     minutes_details = []
     for item in understanding.minutes:
         doc, _new_doc = record.document(session, item.filename, item.media_type, item.payload, item.text, mail_id)
@@ -604,6 +613,7 @@ def _has_time(moment: datetime) -> bool:
 
 def _meeting_detail(meeting: object, change: str) -> dict[str, object]:
     return {
+        "network": meeting.network_key,  # type: ignore[attr-defined]
         "date": meeting.date.isoformat(),  # type: ignore[attr-defined]
         "start": meeting.start.strftime("%H:%M") if meeting.start else None,  # type: ignore[attr-defined]
         "place": meeting.place,  # type: ignore[attr-defined]

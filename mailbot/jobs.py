@@ -71,11 +71,18 @@ def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Und
             subject=parsed.subject or "",
             received=mail.received,
             network_key=network.key if network else None,
-            network_name=network.name if network else None,
+            network_name=" och ".join(
+                rt.registry.network(key).name
+                for key in (understanding.network, *(section.network for section in understanding.sections))
+                if key
+            )
+            or None,
             kinds=tuple(k.value for k in understanding.kinds),
             members_count=len(understanding.member_list.members) if understanding.member_list else None,
             rejected_rows=understanding.member_list.rejected if understanding.member_list else (),
-            meetings=understanding.meeting_dates + _invited(understanding, rt),
+            meetings=understanding.meeting_dates
+            + tuple(item for section in understanding.sections for item in section.meeting_dates)
+            + _invited(understanding, rt),
             cancelled=tuple(e.start.astimezone(rt.tz).date() for e in understanding.calendar_events if e.cancelled),
             minutes_meeting_date=minutes.meeting_date if minutes else None,
             deliverable_title=understanding.deliverable_title,

@@ -58,6 +58,8 @@ class CaseResult:
     rejected_rows: int | None = None
     meetings: list[dict[str, Any]] = field(default_factory=list)  # the network's meetings on the expected dates
     touched_meetings: list[dict[str, Any]] = field(default_factory=list)  # announced meetings this mail created/changed
+    # network -> meetings this mail created or changed in a network other than its own (headed sections per network)
+    other_meetings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     minutes: list[dict[str, Any]] = field(default_factory=list)  # minutes this mail recorded
     bounced: list[str] = field(default_factory=list)
     member_list_recorded: bool = False  # this mail registered a member list
@@ -77,6 +79,8 @@ class CaseResult:
             out["minutes"] = self.minutes[0] if len(self.minutes) == 1 else self.minutes
         if "bounced" in self.expected:
             out["bounced"] = self.bounced
+        if self.other_meetings or "other_networks" in self.expected:
+            out["other_networks"] = self.other_meetings
         return out
 
 
@@ -266,6 +270,18 @@ def _collect(session: Session, eml_path: Path, expected: dict[str, Any], raw: by
             {"meeting_date": m["meeting_date"], "municipalities_present": sorted(m["municipalities_present"])}
             for m in queries.minutes(session, network, None)
             if m["source_mail_id"] == mail.id or _same_document_again(details, m)
+        ]
+    elsewhere = session.exec(
+        select(Meeting).where(
+            Meeting.network_key != (network or ""),
+            col(Meeting.announced).is_(True),
+            (Meeting.source_mail_id == mail.id) | (Meeting.updated_by_mail_id == mail.id),
+        )
+    ).all()
+    for other in sorted({m.network_key for m in elsewhere}):
+        dates = {m.date.isoformat() for m in elsewhere if m.network_key == other}
+        result.other_meetings[other] = [
+            _meeting_shape(m) for m in queries.meetings(session, other, None, date.min) if m["date"] in dates
         ]
     result.bounced = sorted(row.email for row in session.exec(select(BouncingAddress)).all())
     return result

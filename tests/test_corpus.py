@@ -89,6 +89,16 @@ def test_corpus_case(eml_path: Path, tmp_path: Path, corpus_postgres: PostgresSe
     elif result.status == "registered":
         assert not result.touched_meetings, f"{where}: unexpected meetings {result.touched_meetings}"
 
+    # A mail with one headed section per network records each network's dates for that network, and nothing else
+    # in any other network.
+    other_expected = expected.get("other_networks", {})
+    assert sorted(result.other_meetings) == sorted(other_expected), f"{where}: meetings in {result.other_meetings}"
+    for other, meetings in other_expected.items():
+        recorded = {m["date"]: m for m in result.other_meetings[other]}
+        assert sorted(recorded) == sorted(m["date"] for m in meetings), f"{where}: {other} {recorded}"
+        for meeting in meetings:
+            assert _meeting_matches(meeting, recorded[meeting["date"]]), f"{where}: {other} {recorded}"
+
     if "minutes" in expected:
         assert len(result.minutes) == 1, f"{where}: minutes recorded {result.minutes}"
         actual_minutes = result.minutes[0]

@@ -49,6 +49,7 @@ class NetworkChoice:
     network: str | None
     reasons: tuple[str, ...]
     ambiguous: tuple[str, ...] = ()  # candidates when no single network could be chosen
+    also_named: tuple[str, ...] = ()  # other networks the deciding text names (the sender's membership settled it)
 
 
 def _contains_word(haystack: str, needle: str) -> bool:
@@ -158,7 +159,11 @@ def choose_network(
             mine = found & set(sender_networks)
             if len(mine) == 1:
                 key = next(iter(mine))
-                return NetworkChoice(key, (f"{where} names {', '.join(sorted(found))}; sender belongs only to {key}",))
+                return NetworkChoice(
+                    key,
+                    (f"{where} names {', '.join(sorted(found))}; sender belongs only to {key}",),
+                    also_named=tuple(sorted(found - {key})),
+                )
             return NetworkChoice(
                 None, (f"{where} names several networks: {', '.join(sorted(found))}",), tuple(sorted(found))
             )

@@ -274,6 +274,16 @@ class _Heading:
         return _Heading(self.term, first.year)
 
 
+def is_signature_start(line: str) -> bool:
+    """Whether `line` opens a signature ("Med vänliga hälsningar", "Mvh", "--")."""
+    return bool(_SIGNATURE_START.match(line))
+
+
+def has_date(text: str) -> bool:
+    """Whether `text` holds any date form (a heading naming a date is not a bare network heading)."""
+    return bool(_find_tokens(text))
+
+
 def starts_quoted_part(line: str) -> bool:
     """Whether `line` opens the quoted or forwarded mail below a reply ("Från: …", "-----Ursprungligt meddelande")."""
     return bool(_FORWARD_START.match(line)) or bool(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import PurePath
 from zoneinfo import ZoneInfo
@@ -100,6 +100,8 @@ class Context:
     # Set when a person resolves a review item: their word replaces the product's doubt.
     assigned_network: str | None = None
     assigned_kinds: frozenset[MailKind] | None = None
+    # Set while one headed section of a mail for several networks is read: the section's network (checked as usual).
+    section_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,9 @@ class Understanding:
     bounced: tuple[str, ...] = ()
     period: Period | None = None  # what the member list (or the dates) are for: "HT 2025", "2026"
     meeting_changes: tuple[MeetingChange, ...] = ()  # moves and cancellations written as text
+    # The dates of the other networks of a mail with one headed section per network ("SKIS:" … "Elevhälsa:" …),
+    # each registered for its own network; this Understanding holds the first section's.
+    sections: tuple[Understanding, ...] = ()
 
 
 def _suffix(name: str | None) -> str:
@@ -215,10 +220,18 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         sender_networks += [r.network for r in ctx.memberships.get(mail.sender_email or "", ())]
     if ctx.assigned_network is not None:
         choice = NetworkChoice(ctx.assigned_network, ("network assigned by a person in review",))
+    elif ctx.section_network is not None:
+        choice = NetworkChoice(
+            ctx.section_network, (f"a headed section of the text names network {ctx.section_network}",)
+        )
     else:
         choice = choose_network(mail, networks, filenames, calendar_text, reply_network, sender_networks)
     reasons.extend(choice.reasons)
     network = ctx.registry.network(choice.network) if choice.network else None
+    if ctx.assigned_network is None and ctx.section_network is None and not events and not attachments:
+        preamble, sections = network_sections(mail.body_text, networks, context_day)
+        if len(sections) > 1:
+            return _understand_sections(mail, ctx, arrival, preamble, sections, network.key if network else None)
 
     # `said`: what the subject and file names announce, which decides what to look for. `declared`: what the mail
     # itself claims to be, which makes a missing fact a problem. A reply's subject ("SV: Påminnelse: protokoll
@@ -370,9 +383,15 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if MailKind.MINUTES in kinds and PUBLICATION_CHECK.search(mail.body_text):
         problems.append("the sender asks for the minutes to be checked before they are published")
     named = aliases_in(FORWARD_PREFIX.sub("", REPLY_PREFIX.sub("", mail.subject or "")), networks)
-    if len(named) > 1 and ctx.assigned_network is None and kinds & CHANGING_KINDS:
+    if len(named) > 1 and ctx.assigned_network is None and ctx.section_network is None and kinds & CHANGING_KINDS:
         # Joint minutes or dates of two networks: whose facts they are is a person's call.
         problems.append(f"the subject names several networks ({', '.join(sorted(named))}); a person decides")
+    if choice.also_named and ctx.assigned_network is None and kinds & {MailKind.MEETING_DATES, MailKind.MEMBER_LIST}:
+        # "SKIS träffas 12/9, Elevhälsa 26/9" from a SKIS member: the sender's network is not where every date goes.
+        problems.append(
+            f"the text also names {', '.join(choice.also_named)}; which network each date or name belongs to is a "
+            "person's call"
+        )
     if MailKind.MEMBER_LIST in kinds and member_list is not None and network is not None:
         problems.extend(_drastic_list_problems(member_list, network.key, sender, ctx))
     if MailKind.MEMBER_LIST in kinds and member_list is not None:
@@ -430,6 +449,76 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
     if problems:
         return Understanding(MailStatus.REVIEW, reasons=tuple(reasons), review_reason="; ".join(problems), **base)
     return Understanding(MailStatus.REGISTERED, reasons=tuple(reasons), **base)
+
+
+_SECTION_HEADING_MAX_WORDS = 7
+
+
+def network_sections(body: str, networks: Sequence[Network], context_day: date) -> tuple[str, list[tuple[str, str]]]:
+    """A text with one headed section per network ("SKIS:" then its dates, "Elevhälsa HT 2025" then its dates): the
+    text before the first heading (shared: "alla kl. 9–12", "HT 2025"), and each network's section. A heading is a
+    short line naming exactly one network and no date; a section counts when it states a date. Fewer than two
+    networks with dates, or a date before the first heading (whose network is that?), gives no sections."""
+    preamble: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in body.splitlines():
+        stripped = line.strip()
+        if date_parser.starts_quoted_part(stripped) or date_parser.is_signature_start(stripped):
+            break
+        words = stripped.rstrip(":").split()
+        named = aliases_in(stripped, networks) if 0 < len(words) <= _SECTION_HEADING_MAX_WORDS else set()
+        if len(named) == 1 and not stripped.endswith((".", "!", "?")) and not date_parser.has_date(stripped):
+            current = next(iter(named))
+            sections.setdefault(current, [])
+            continue
+        (sections[current] if current is not None else preamble).append(line)
+    preamble_text = "\n".join(preamble)
+    if date_parser.parse_meeting_dates(preamble_text, context_day).dates:
+        return preamble_text, []
+    with_dates = [
+        (key, "\n".join(lines))
+        for key, lines in sections.items()
+        if date_parser.parse_meeting_dates("\n".join(lines), context_day).dates
+    ]
+    return preamble_text, with_dates if len(with_dates) > 1 else []
+
+
+def _understand_sections(
+    mail: ParsedMail,
+    ctx: Context,
+    arrival: datetime,
+    preamble: str,
+    sections: list[tuple[str, str]],
+    chosen: str | None,
+) -> Understanding:
+    """Each network's headed section understood as a mail of its own (its authorisation and authentication as
+    usual); registered only when every section is, each for its own network, else the whole mail goes to review."""
+    parts = [
+        _understand_content(replace(mail, body_text=f"{preamble}\n{text}"), replace(ctx, section_network=key), arrival)
+        for key, text in sections
+    ]
+    keys = ", ".join(key for key, _ in sections)
+    why = f"the text gives the dates of several networks in headed sections ({keys})"
+    kinds = {kind for part in parts for kind in part.kinds}
+    only_dates = {MailKind.MEETING_DATES, MailKind.REPLY}
+    doubts = [
+        f"{key}: {part.review_reason or 'not only meeting dates'}"
+        for (key, _), part in zip(sections, parts, strict=True)
+        if part.status is not MailStatus.REGISTERED or not part.meeting_dates or not set(part.kinds) <= only_dates
+    ]
+    if not doubts:
+        first, *others = parts
+        return replace(first, reasons=(why + "; each is registered for its own network", *first.reasons),
+                       sections=tuple(others))  # fmt: skip
+    return Understanding(
+        MailStatus.REVIEW,
+        tuple(sorted(kinds, key=lambda k: k.value)),
+        network=chosen,
+        reasons=(why,),
+        review_reason=f"{why}; a person decides: " + "; ".join(doubts),
+        sender=parts[0].sender,
+    )
 
 
 def _own_text(body: str) -> str:
