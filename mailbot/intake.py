@@ -555,7 +555,8 @@ def apply_understanding(
             meeting, _created = record.announced_meeting(session, key, new.date, new.start, new.end, new.place, mail_id)
             meetings.append(_meeting_detail(meeting, "moved"))
     for item in understanding.meeting_dates:
-        meeting, created = record.announced_meeting(session, key, item.date, item.start, item.end, item.place, mail_id)
+        meeting, created = record.announced_meeting(session, key, item.date, item.start, item.end, item.place, mail_id,
+                                                    replace=item.date in understanding.replaces)  # fmt: skip
         meetings.append(_meeting_detail(meeting, "created" if created else "confirmed"))
     for event in understanding.calendar_events:
         local_start = event.start.astimezone(tz)

@@ -113,13 +113,19 @@ def announced_meeting(
     end: object,
     place: str | None,
     mail_id: int,
+    replace: bool = False,
 ) -> tuple[Meeting, bool]:
-    """A meeting announced in a list of dates; an existing meeting that day is updated, not duplicated."""
+    """A meeting announced in a list of dates; an existing meeting that day is updated, not duplicated: what it
+    lacked is filled in, or with `replace` (the mail changes its time or place) what the mail states replaces it."""
     existing = session.exec(
         select(Meeting).where(
             Meeting.network_key == network_key, Meeting.date == day, Meeting.status != MeetingStatus.CANCELLED.value
         )
     ).first()
+    if existing is not None and replace:
+        existing.start = start or existing.start  # type: ignore[assignment]
+        existing.end = (end if start else None) or existing.end  # type: ignore[assignment]
+        existing.place = place or existing.place
     if existing is not None:
         existing.start = existing.start or start  # type: ignore[assignment]
         existing.end = existing.end or end  # type: ignore[assignment]

@@ -272,6 +272,18 @@ def test_an_invitation_adopts_the_meeting_from_a_list_of_dates(engine: Engine) -
         assert queries.meetings(session, "grundskola", None, date(2025, 3, 15))[0]["status"] == "held"
 
 
+def test_a_dates_mail_fills_in_a_meeting_on_file_and_replaces_only_when_it_changes_it(engine: Engine) -> None:
+    with Session(engine) as session:
+        mail = add_mail(session)
+        record.announced_meeting(session, "grundskola", date(2025, 3, 20), time(13, 0), None, "Rådhuset Skövde", mail)
+        kept, _ = record.announced_meeting(session, "grundskola", date(2025, 3, 20), time(8, 30), None, None, mail)
+        assert (kept.start, kept.place) == (time(13, 0), "Rådhuset Skövde")
+        changed, created = record.announced_meeting(session, "grundskola", date(2025, 3, 20), time(8, 30),
+                                                    time(11, 45), None, mail, replace=True)  # fmt: skip
+        assert (created, changed.start, changed.end, changed.place) == (False, time(8, 30), time(11, 45),
+                                                                         "Rådhuset Skövde")  # fmt: skip
+
+
 def test_a_cancel_without_a_known_uid_keeps_the_time_and_place_on_file(engine: Engine) -> None:
     """b2_017: the CANCEL of an invitation the registry never saw cancels the meeting the dates mail announced;
     its LOCATION ("Skövde, Kulturhuset") does not rewrite the place on file ("Skövde (Kulturhuset)")."""

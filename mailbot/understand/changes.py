@@ -92,6 +92,7 @@ def find_changes(
     changes: list[MeetingChange] = []
     problems: list[str] = []
     lines: list[str] = []
+    vague: list[str] = []  # cancellations naming no date or month
     by_date = {m.date: m for m in known}
     for sentence in _sentences(text):
         move = MOVE_WORDS.search(sentence)
@@ -153,7 +154,10 @@ def find_changes(
         elif candidates:
             problems.append(f"a cancellation names a month with several meetings: {sentence!r}")
         else:
-            problems.append(f"a meeting is cancelled but it is not clear which one: {sentence!r}")
+            vague.append(f"a meeting is cancelled but it is not clear which one: {sentence!r}")
+    # "Fyi – inställt möte" above a forwarded "Nätverksträffen fredag 21/11 ställs in": the dated sentence says which.
+    if not any(c.action == "cancel" for c in changes):
+        problems.extend(vague)
     # "47 | fredag 21/11 | INSTÄLLT" and "Träffen 21/11 flyttas till 28/11" say one thing: the move.
     moved = {c.old_date for c in changes if c.action == "move"}
     unique: list[MeetingChange] = []

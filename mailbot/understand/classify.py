@@ -53,7 +53,9 @@ class NetworkChoice:
 
 
 def _contains_word(haystack: str, needle: str) -> bool:
-    return re.search(rf"(?<![0-9a-z]){re.escape(needle)}(?![0-9a-z])", haystack) is not None
+    # "rektorsnätverkets träff", "elevhälsans datum": a longer name also in the genitive ("SKIS" + s is "skiss").
+    genitive = "s?" if len(needle) >= 6 else ""
+    return re.search(rf"(?<![0-9a-z]){re.escape(needle)}{genitive}(?![0-9a-z])", haystack) is not None
 
 
 def aliases_in(text: str, networks: Sequence[Network]) -> set[str]:

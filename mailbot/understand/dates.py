@@ -330,6 +330,8 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
     in_signature = False
     in_forward_header = False
     table_place_column: int | None = None
+    table_week_column: int | None = None
+    table_time_column: int | None = None
     open_dates: list[_Found] = []  # the last date line's dates, for "Plats:"/"Tid:" lines below it
     lines_since_dates = 0
     # "Tid: 13.00–16.00", "Plats: Stadshuset Skövde", "(alla kl. 9–12 på X)" on a line without a date.
@@ -365,16 +367,25 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
             continue
 
         heading = _heading_from(line, heading)
-        all_tokens = _find_tokens(line)
-        tokens = _without_deadlines(line, all_tokens)
         cells = _TABLE_CELL_SPLIT.split(line)
         is_table_row = len(cells) >= 2
+        if is_table_row and table_week_column is not None and table_week_column < len(cells):
+            # Under a "Vecka" heading a bare "6" is the week: "6 | torsdag | 8.30–11.45" is "v. 6 torsdag".
+            if re.fullmatch(r"\d{1,2}", cells[table_week_column].strip()):
+                cells[table_week_column] = "v. " + cells[table_week_column].strip()
+                line = " | ".join(cells)
+        # In a table row the week and the weekday stand in cells of their own ("v. 5 | fredag"): the separators
+        # are read as spaces (same length, so positions stay).
+        all_tokens = _find_tokens(re.sub(r"[|\t]", " ", line) if is_table_row else line)
+        tokens = _without_deadlines(line, all_tokens)
 
         if not tokens:
             if is_table_row:
                 table_place_column = _place_column(cells)
+                table_week_column = _week_column(cells)
+                table_time_column = _column(cells, ("tid", "klockan", "tidpunkt", "kl"))
             else:
-                table_place_column = None
+                table_place_column = table_week_column = table_time_column = None
                 stated = (_general_time(line), _general_place(line))
                 if stated != (None, None):
                     # Only next to the dates: within a few lines after them, or just before the first of them.
@@ -398,10 +409,10 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
         # Deadlines are blanked too, so that "senast 1/9" is never read as a time or a place.
         blanked = _blank(line, [(token.start, token.end) for token in all_tokens])
         if is_table_row:
-            _read_table_row(blanked, cells, read, table_place_column)
+            _read_table_row(blanked, cells, read, table_place_column, table_time_column)
             problems.extend(_table_week_problems(cells, read))
         else:
-            table_place_column = None
+            table_place_column = table_week_column = table_time_column = None
             _read_line(blanked, read)
         line_dates = [found for _, found in read]
         for stated, age in before_dates:
@@ -663,10 +674,19 @@ def _read_line(blanked: str, read: list[tuple[_Token, _Found]]) -> None:
 
 
 def _read_table_row(
-    blanked: str, cells: list[str], read: list[tuple[_Token, _Found]], place_column: int | None
+    blanked: str,
+    cells: list[str],
+    read: list[tuple[_Token, _Found]],
+    place_column: int | None,
+    time_column: int | None = None,
 ) -> None:
     """An Outlook table row as text ("fredag 14 mars | 09.00–12.00 | Stadshuset"): cells, not word order."""
     start, end, _ = _find_time(blanked)
+    if start is None and time_column is not None and time_column < len(cells):
+        # "9–12" alone in the "Tid" column is the time (in running text a bare range counts only right after a date).
+        hours = _HOUR_RANGE_CELL.fullmatch(cells[time_column].strip())
+        if hours and 6 <= int(hours["h1"]) < int(hours["h2"]) <= 22:
+            start, end = time(int(hours["h1"])), time(int(hours["h2"]))
     place: str | None = None
     if place_column is not None and place_column < len(cells):
         place = _clean_place(cells[place_column])
@@ -679,6 +699,7 @@ def _read_table_row(
             and _find_time(cell)[0] is None
             and not _is_weekday(cell)
             and not _WEEK_CELL.fullmatch(cell.strip())
+            and not _HOUR_RANGE_CELL.fullmatch(cell.strip())
         ]
         # Without a heading row, a single left-over cell is the place; more than one could be anything.
         if len(rest) == 1 and not re.match(r"^[^:]{1,20}:", rest[0]):
@@ -687,6 +708,7 @@ def _read_table_row(
         found.start, found.end, found.place = start, end, place
 
 
+_HOUR_RANGE_CELL = re.compile(r"(?:kl\.?\s*)?(?P<h1>\d{1,2})\s*[-–—]\s*(?P<h2>\d{1,2})", _FLAGS)
 _WEEK_CELL = re.compile(r"(?:v\.?|vecka|veckan)?\s*(?P<week>\d{1,2})", _FLAGS)
 
 
@@ -700,6 +722,17 @@ def _table_week_problems(cells: list[str], read: list[tuple[_Token, _Found]]) ->
         for token, found in read
         if len(weeks) == 1 and not token.week and found.date.isocalendar().week not in weeks
     ]
+
+
+def _week_column(cells: list[str]) -> int | None:
+    return _column(cells, ("vecka", "v", "veckonummer", "vecka nr", "v.nr", "vnr"))
+
+
+def _column(cells: list[str], headings: tuple[str, ...]) -> int | None:
+    for index, cell in enumerate(cells):
+        if cell.strip().lower().rstrip(":.") in headings:
+            return index
+    return None
 
 
 def _place_column(cells: list[str]) -> int | None:

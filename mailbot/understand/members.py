@@ -160,7 +160,10 @@ def _header_kind(cell: str) -> str | None:
         return None
     if any(word in compact for word in ("epost", "mejl", "mail")):
         return "email"
-    if compact.startswith(("roll", "funktion", "uppdrag", "befattning", "titel", "yrke")):
+    if compact.startswith(("befattning", "titel", "yrke", "tjanst", "arbetstitel")):
+        # A job title ("Skolchef" for a principal's own post): the role in the network only when no column says so.
+        return "title"
+    if compact.startswith(("roll", "funktion", "uppdrag")):
         return "role"
     if compact.startswith(("presidi", "ordforande", "sekreterare")):
         # A column of crosses ("x", "ja") marking who sits in the presidium.
@@ -186,6 +189,10 @@ def _find_header(rows: list[list[str]]) -> tuple[int, dict[str, list[int]]] | No
             kind = _header_kind(cell or "")
             if kind:
                 columns.setdefault(kind, []).append(column)
+        titles = columns.pop("title", [])
+        if titles and "role" not in columns:
+            # Without a "Roll" column the job title is all the table says ("Ordförande"); beside one, it is not a role.
+            columns["role"] = titles
         by_role = columns.pop("name_by_role", [])
         if by_role and not {"name", "first", "last"} & columns.keys():
             columns["name"] = by_role[:1]

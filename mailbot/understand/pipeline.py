@@ -66,6 +66,11 @@ MEMBER_CHANGE_REQUEST = re.compile(
     r"ersätter\s+[A-ZÅÄÖ]\w+|ny\s+(?:medlem|ledamot|representant|deltagare)\s+(?:i|för|från)|"
     r"(?:slutar|lämnar)\s+(?:i\s+)?(?:nätverket|gruppen))"
 )
+# "En ändring: träffen 20/3 blir på förmiddagen i stället": the time or place of a meeting on file changes.
+CHANGE_WORDS = re.compile(
+    r"(?i)\b(?:i\s*stället|istället|ändring|ändrad|ändrat|ändras|ny\s+tid|ny\s+plats|nytt\s+klockslag|ny\s+lokal|"
+    r"byter\s+(?:tid|lokal|plats)|flyttar\s+(?:till|in))\b"
+)
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
 CHANGING_KINDS = frozenset(
     {MailKind.MEMBER_LIST, MailKind.MEETING_DATES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.MINUTES,
@@ -136,6 +141,8 @@ class Understanding:
     # The dates of the other networks of a mail with one headed section per network ("SKIS:" … "Elevhälsa:" …),
     # each registered for its own network; this Understanding holds the first section's.
     sections: tuple[Understanding, ...] = ()
+    # Days of meeting_dates whose time or place the mail changes ("blir på förmiddagen i stället, 8.30–11.45").
+    replaces: tuple[date, ...] = ()
 
 
 def _suffix(name: str | None) -> str:
@@ -376,10 +383,64 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
                 meeting_dates, date_problems = (), ()
             if meeting_dates:
                 kinds.add(MailKind.MEETING_DATES)
+    replaces: tuple[date, ...] = ()
+    if meeting_dates and network is not None and ctx.assigned_network is None:
+        # A date on file stated again with another time or place: a change when the mail says so, else a doubt
+        # (the registry would otherwise keep the old time beside a mail saying another).
+        on_file = {m.date: m for m in ctx.meetings.get(network.key, ())}
+        differing = [d for d in meeting_dates if d.date in on_file and _differs(d, on_file[d.date])]
+        # "… på Campus Lidköping i stället för Rådhuset i Skövde": the old place named, the new one not read.
+        unread_place = [
+            d
+            for d in differing
+            if d.place is None
+            and on_file[d.date].place
+            and _place_words(on_file[d.date].place).split()[0] in _place_words(mail.body_text).split()
+        ]
+        if unread_place:
+            problems.append(
+                "the mail changes the place of a meeting on file ("
+                + ", ".join(d.date.isoformat() for d in unread_place)
+                + ") but its new place could not be read; a person decides"
+            )
+        elif differing and CHANGE_WORDS.search(mail.body_text):
+            replaces = tuple(d.date for d in differing)
+            reasons.append("the mail changes the time or place of " + ", ".join(d.isoformat() for d in replaces))
+        elif differing:
+            problems.append(
+                "the mail gives another time or place for a meeting on file: "
+                + "; ".join(
+                    f"{d.date.isoformat()} {_said(d.start, d.place)} (on file {_said(known.start, known.place)})"
+                    for d in differing[:3]
+                    if (known := on_file[d.date])
+                )
+                + "; a person decides which holds"
+            )
+    if meeting_dates and period is not None and MailKind.MINUTES not in kinds:
+        # "Mötesdatum för 2026" over lines that all say 2025: the year of the dates or of the period is a slip.
+        outside = [d.date for d in meeting_dates if not _within(period, d.date)]
+        if outside:
+            problems.append(
+                f"meeting dates outside the period the mail names ({period.label}): "
+                + ", ".join(day.isoformat() for day in outside[:4])
+                + (", …" if len(outside) > 4 else "")
+            )
     if date_problems and (meeting_dates or MailKind.MEETING_DATES in declared):
         # A date the sender may have mistyped ("fredag 13 mars" is a Thursday) is not recorded as a fact.
         problems.append("meeting dates in doubt: " + "; ".join(date_problems))
 
+    if network is not None and ctx.assigned_network is None:
+        # An invitation's CANCEL whose meeting the registry never heard of (neither its UID's meeting nor any on that
+        # day): the invitation went elsewhere (another network's calendar? a wrong date?), a person looks instead of a
+        # cancelled meeting being put on file. A cancellation in words states the date itself and is recorded.
+        known_days = {m.date for m in ctx.meetings.get(network.key, ())}
+        unknown = sorted({e.start.astimezone(ctx.tz).date() for e in events if e.cancelled} - known_days)
+        if unknown:
+            problems.append(
+                "the mail cancels a meeting the registry does not know ("
+                + ", ".join(day.isoformat() for day in unknown)
+                + f") for {network.key}; a person looks"
+            )
     if MailKind.MINUTES in kinds and PUBLICATION_CHECK.search(mail.body_text):
         problems.append("the sender asks for the minutes to be checked before they are published")
     named = aliases_in(FORWARD_PREFIX.sub("", REPLY_PREFIX.sub("", mail.subject or "")), networks)
@@ -392,6 +453,19 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
             f"the text also names {', '.join(choice.also_named)}; which network each date or name belongs to is a "
             "person's call"
         )
+    if MailKind.MEMBER_LIST in kinds and member_list is not None:
+        # "Oskar Lind | Ödegårda kommun": someone of no municipality of the region (and not federation staff).
+        federation = ctx.municipalities.federation_domains or ("skaraborg.se",)
+        nowhere = [
+            m.email
+            for m in member_list.members
+            if m.municipality is None
+            and not any(m.email.endswith("@" + d) or m.email.endswith("." + d) for d in federation)
+        ]
+        if nowhere:
+            problems.append(
+                f"the municipality of {', '.join(nowhere[:3])} is none of the region's municipalities; a person checks"
+            )
     if MailKind.MEMBER_LIST in kinds and member_list is not None and network is not None:
         problems.extend(_drastic_list_problems(member_list, network.key, sender, ctx))
     if MailKind.MEMBER_LIST in kinds and member_list is not None:
@@ -424,6 +498,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         deliverable_document=deliverable_document,
         period=period,
         meeting_changes=changes,
+        replaces=replaces,
     )
     if kinds <= {MailKind.OTHER, MailKind.REPLY}:
         if is_reply and network is not None and not attachments and _says_nothing_changes(mail.body_text):
@@ -521,6 +596,28 @@ def _understand_sections(
     )
 
 
+def _place_words(place: object) -> str:
+    return re.sub(r"[\W_]+", " ", str(place or "")).casefold().strip()
+
+
+def _differs(stated: MeetingDate, known: KnownMeeting) -> bool:
+    """Whether a date stated again gives another start or another place than the meeting on file (either missing
+    on one side is no difference: it fills in)."""
+    other_start = stated.start is not None and known.start is not None and stated.start != known.start
+    other_place = bool(stated.place and known.place) and _place_words(stated.place) != _place_words(known.place)
+    return other_start or other_place
+
+
+def _said(start: object, place: str | None) -> str:
+    return " ".join(str(part) for part in (start.strftime("%H:%M") if start else None, place) if part) or "-"
+
+
+def _within(period: Period, day: date) -> bool:
+    """Whether a meeting `day` falls in `period`; the autumn term's last meeting may be in January."""
+    end = date(period.end.year + 1, 1, 31) if period.label.startswith("HT") else period.end
+    return period.start <= day <= end
+
+
 def _own_text(body: str) -> str:
     """A reply's own text: the lines above the quoted or forwarded mail, joined."""
     own: list[str] = []
@@ -552,7 +649,7 @@ def _drastic_list_problems(member_list: MemberListResult, network: str, sender: 
             f"the list names only members from {municipalities.pop()} while the list in force of {network} spans "
             f"{len(in_force_domains)} municipalities; a person merges it with the list in force"
         ]
-    if len(in_force) >= 4 and len(dropped) * 2 > len(in_force):
+    if len(in_force) >= 4 and len(dropped) * 2 >= len(in_force):
         return [
             f"the new list would drop {len(dropped)} of the {len(in_force)} members in force of {network} "
             f"({', '.join(sorted(dropped)[:5])}{', …' if len(dropped) > 5 else ''}); a person confirms"

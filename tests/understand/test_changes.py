@@ -56,3 +56,21 @@ def test_a_table_row_marked_cancelled_and_the_sentence_moving_it_are_one_move():
     text = "47 | fredag 21/11 | 13.00-16.00 | INSTÄLLT\nTräffen 21/11 flyttas alltså till fredag 28/11."
     (change,) = find_changes(text, date(2025, 11, 3), (KnownMeeting(date(2025, 11, 21), time(13, 0)),)).changes
     assert (change.action, change.old_date) == ("move", date(2025, 11, 21))
+
+
+@pytest.mark.parametrize(
+    ("text", "cancelled", "problem"),
+    [
+        # b3_010: a forwarder's "Fyi – inställt möte" above the dated sentence it forwards.
+        (
+            "Fyi – inställt möte i elevhälsonätverket.\nNätverksträffen fredag 16/5 ställs in.",
+            [date(2025, 5, 16)],
+            False,
+        ),
+        ("Fyi – inställt möte i elevhälsonätverket.", [], True),
+    ],
+)
+def test_a_vague_cancellation_beside_a_dated_one(text: str, cancelled: list[date], problem: bool):
+    result = find_changes(text, SENT, KNOWN)
+    assert [c.old_date for c in result.changes] == cancelled
+    assert bool(result.problems) is problem

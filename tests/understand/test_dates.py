@@ -308,7 +308,7 @@ def test_outlook_table_as_text_uses_the_place_column() -> None:
     assert [(found.date, found.start, found.end, found.place) for found in result.dates] == [
         (date(2025, 9, 12), time(9), time(12), "Stadshuset, Skövde"),
         (date(2025, 10, 10), time(13), time(16), "Kavelbro, Lidköping"),
-        (date(2025, 11, 14), None, None, None),
+        (date(2025, 11, 14), time(9), time(12), None),  # "9-12" alone in the "Tid" column
     ]
 
 
@@ -448,7 +448,7 @@ def test_a_statement_far_from_the_dates_is_not_applied_to_them() -> None:
     [
         # b1_037: an HTML table (vecka | dag | tid | plats) pasted as text with runs of spaces.
         ("VT 2026:\nv. 7  fredag 13/2  kl. 9–12  Falköping", (date(2026, 2, 13), time(9), time(12), "Falköping"), None),
-        ("v. 7 | fredag | 13/2 | 9.00–12.00 | Skara", (date(2025, 2, 13), time(9), time(12), "Skara"), None),
+        ("v. 7 | torsdag | 13/2 | 9.00–12.00 | Skara", (date(2025, 2, 13), time(9), time(12), "Skara"), None),
         ("vecka 38 fredag 19 september kl 13, Hjo", (date(2025, 9, 19), time(13), None, "Hjo"), None),
         # The week and the date disagree: the date stands, as written, but the doubt is a problem for a person.
         ("v. 8  fredag 13/2 2026  kl. 9–12  Falköping", (date(2026, 2, 13), time(9), time(12), "Falköping"), "vecka 7"),
@@ -481,3 +481,23 @@ def test_a_table_rows_week_cell_that_disagrees_with_its_date_is_a_problem() -> N
 
     assert [found.date for found in result.dates] == [date(2025, 2, 13)]
     assert any("vecka 7" in problem for problem in result.problems), result.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # b3_036: an Excel week table pasted as text; the week and the weekday in cells of their own, "9–12" alone.
+        ("Vecka | Dag | Tid | Plats\nv. 5 | fredag | 9–12 | Lärcentrum Mariestad",
+         [(date(2026, 1, 30), time(9), time(12), "Lärcentrum Mariestad")]),
+        # b3_011: a Word table under a "Vecka" heading whose week cells are bare numbers.
+        ("Vecka | Dag | Tid | Plats\n6 | torsdag | 8.30–11.45 | Stadshuset Mariestad\n12 | torsdag | kl 13–15.30 | Teams",
+         [(date(2026, 2, 5), time(8, 30), time(11, 45), "Stadshuset Mariestad"),
+          (date(2026, 3, 19), time(13), time(15, 30), "Teams")]),
+        # Without a "Vecka" heading a bare number is not a week.
+        ("Nr | Dag | Tid | Plats\n6 | torsdag | 8.30–11.45 | Stadshuset Mariestad", []),
+    ],
+)  # fmt: skip
+def test_week_tables(text: str, expected: list[tuple[object, ...]]) -> None:
+    result = parse_meeting_dates(text, date(2025, 12, 1))
+
+    assert [(found.date, found.start, found.end, found.place) for found in result.dates] == expected

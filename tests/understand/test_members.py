@@ -436,3 +436,26 @@ def test_text_attachment_with_member_lines_gives_members(municipalities):
 
 def test_mail_without_any_list_gives_none(municipalities):
     assert parse_member_list([], "Hej! Vi återkommer med listan.\n\nMvh\nAnna\nanna@skovde.se", municipalities) is None
+
+
+@pytest.mark.parametrize(
+    ("headings", "cells", "role"),
+    [
+        # b4_027: a "Roll i nätverket" column beside a "Befattning" column: the job title is not the role.
+        (
+            ["Namn", "Roll i nätverket", "Befattning", "E-post"],
+            ["Per Ek", "Ledamot", "Skolchef", "per.ek@hjo.se"],
+            Role.MEMBER,
+        ),
+        (
+            ["Namn", "Roll", "Titel", "E-post"],
+            ["Per Ek", "", "Skol- och utbildningschef", "per.ek@hjo.se"],
+            Role.MEMBER,
+        ),
+        (["Namn", "Befattning", "Roll", "E-post"], ["Per Ek", "Rektor", "Ordförande", "per.ek@hjo.se"], Role.CHAIR),
+        # Without a role column the job title is all there is.
+        (["Namn", "Befattning", "E-post"], ["Per Ek", "Sekreterare", "per.ek@hjo.se"], Role.SECRETARY),
+    ],
+)
+def test_a_job_title_column_is_not_the_role_beside_a_role_column(municipalities, headings, cells, role):
+    assert parse_member_table([headings, cells], municipalities, "lista.xlsx").members[0].role is role
