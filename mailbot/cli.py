@@ -23,6 +23,7 @@ from registry.runtime import (
     JsonOption,
     LogFormatOption,
     Runtime,
+    log_to_file,
     print_json,
     print_table,
     reported_errors,
@@ -157,6 +158,10 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
         as_of = as_of or (sample / "as_of.txt").read_text(encoding="utf-8").strip()
         today = rt.today(as_of)
         now = _now(rt, as_of)
+        log_file = None
+        if not rt.debug:  # one INFO line per mail would bury the summary: the console shows warnings only
+            log_file = Path("var") / "demo.log"
+            log_to_file(log_file)
         result = jobs.poll(rt, now)
         listing = jobs.remind(rt, today, now)
         findings = jobs.status_findings(rt, today)
@@ -166,7 +171,24 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
                         "reminders": [{k: v for k, v in i.items() if k != "text"} for i in listing]})  # fmt: skip
             return
         _print_pass(result, False, list_mails=False)
+        _print_receipts(rt, result)
         _print_demo_summary(rt, today, findings, listing)
+        if log_file is not None:
+            typer.echo(f"The log of every mail read is in {log_file} (--debug shows it here).")
+
+
+def _print_receipts(rt: Runtime, result: jobs.PollResult) -> None:
+    """Why registered mails got no receipt: in the demo most because the sample's mails are older than the
+    receipt window (receipts.max_age_days) on the demo's day, which a reader would otherwise take for a fault."""
+    refused = result.receipts_refused
+    if not refused:
+        return
+    days = rt.settings.receipts.max_age_days
+    why = {f"mail older than {days} days": f"arrived more than {days} days before the demo's day "
+           f"(receipts.max_age_days = {days}; the sample's mails span the year, and a receipt weeks late would "
+           "only confuse its sender)"}  # fmt: skip
+    parts = [f"{count} {why.get(reason, reason)}" for reason, count in refused.most_common()]
+    typer.echo(f"No receipt for {sum(refused.values())} registered mails: " + "; ".join(parts) + ".")
 
 
 def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type: ignore[no-untyped-def]
@@ -197,18 +219,26 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
     queued = [i for i in listing if i.get("queued")]
     where = f"written as .eml files to {directory}/" if directory else "sent over SMTP"
     if listing:
-        typer.echo(f"{len(listing)} reminders due on {today} ({len(queued)} newly queued); {where}.")
+        # The admin's summary is not a reminder: it goes to the federation, not to a network.
+        reminders = [i for i in listing if i["network"]]
+        summaries = len(listing) - len(reminders)
+        counted = f"{len(reminders)} {'reminder' if len(reminders) == 1 else 'reminders'} to networks"
+        if summaries:
+            counted += " and the admin's summary"
+        typer.echo(f"{counted} due on {today} ({len(queued)} newly queued); {where}.")
     else:
         # A second run: the ledger already holds today's reminders, so none is due again (none is sent twice).
         with Session(rt.engine()) as session:
             earlier = session.exec(
-                select(func.count())
-                .select_from(OutboundMail)
-                .where(col(OutboundMail.kind).in_(("reminder", "admin_summary")))
+                select(func.count()).select_from(OutboundMail).where(col(OutboundMail.kind) == "reminder")
             ).one()
+            summaries = session.exec(
+                select(func.count()).select_from(OutboundMail).where(col(OutboundMail.kind) == "admin_summary")
+            ).one()
+        also = f" (and {summaries} admin's {'summary' if summaries == 1 else 'summaries'})" if summaries else ""
         typer.echo(
-            f"No new reminders due on {today}: {earlier} reminders were queued by an earlier run and none is sent"
-            f" twice ({where}; delete var/ to start the demo over)."
+            f"No new reminders due on {today}: {earlier} reminders{also} were queued by an earlier run and none is"
+            f" sent twice ({where}; delete var/ to start the demo over)."
         )
     typer.echo(f"Run `registry status --as-of {today.isoformat()}` for every obligation.")
 

@@ -6,6 +6,7 @@ Each takes `now` (or `today`) as a parameter; only the CLI's --as-of and the sch
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,6 +24,7 @@ from mailbot.remind import (
     mailbox_recovered_alert,
     plan_receipt,
     plan_reminders,
+    receipt_refusal,
     upload_failing_alert,
     upload_recovered_alert,
     without_answers_in_review,
@@ -52,13 +54,20 @@ def bouncing_addresses(session: Session) -> set[str]:
     return {row.email for row in session.exec(select(BouncingAddress)).all()}
 
 
-def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None]:
-    """Queue the receipt of a registered mail in the mail's own transaction (so it is planned exactly once)."""
+def receipt_hook(
+    rt: Runtime, refused: Counter[str] | None = None
+) -> Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None]:
+    """Queue the receipt of a registered mail in the mail's own transaction (so it is planned exactly once).
+    `refused` counts why registered mails got none (receipt_refusal's reasons), for a pass's summary."""
     settings = rt.settings
 
     def queue_receipt(session: Session, mail: InboundMail, parsed: ParsedMail, understanding: Understanding,
                       now: datetime) -> None:  # fmt: skip
-        if understanding.status is not MailStatus.REGISTERED or not settings.receipts.enabled:
+        if understanding.status is not MailStatus.REGISTERED:
+            return
+        if not settings.receipts.enabled:
+            if refused is not None:
+                refused["receipts are disabled"] += 1
             return
         sender = parsed.sender_email or ""
         network = rt.registry.network(understanding.network) if understanding.network else None
@@ -88,7 +97,14 @@ def receipt_hook(rt: Runtime) -> Callable[[Session, InboundMail, ParsedMail, Und
             deliverable_title=understanding.deliverable_title,
         )
         recent = outbox.recent_receipt_count(session, sender, now) if sender else 0
-        planned = plan_receipt(request, now, settings.receipts, recent, own_domains(rt), bouncing_addresses(session))
+        bouncing = bouncing_addresses(session)
+        reason = receipt_refusal(request, now, settings.receipts, recent, own_domains(rt), bouncing)
+        if reason is not None:
+            log.debug("no receipt for mail %s: %s", mail.id, reason)
+            if refused is not None:
+                refused[reason] += 1
+            return
+        planned = plan_receipt(request, now, settings.receipts, recent, own_domains(rt), bouncing)
         if planned is not None:
             outbox.queue(session, [planned], now, settings, rt.registry)
 
@@ -121,6 +137,7 @@ class PollResult:
     drained: outbox.DrainReport | None = None
     errors: list[str] = field(default_factory=list)
     published: PublishResult | None = None  # the public site after the pass (`mailbot poll`)
+    receipts_refused: Counter[str] = field(default_factory=Counter)  # reason -> registered mails given no receipt
 
 
 def mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
@@ -154,7 +171,9 @@ def poll(
     from mailbot.sources import SourceError, open_source
 
     engine = rt.engine(create=True)  # poll (also run, demo) is what makes a registry
-    intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz, on_recorded=receipt_hook(rt))
+    refused: Counter[str] = Counter()
+    intake = Intake(engine=engine, settings=rt.settings, registry=rt.registry, tz=rt.tz,
+                    on_recorded=receipt_hook(rt, refused))  # fmt: skip
     source = open_source(rt.settings)
     before = _streak(engine, source.folder)
 
@@ -188,7 +207,7 @@ def poll(
     if before is not None:
         _recovered(rt, engine, source.folder, before, now)
     mark_run(engine, "poll", now, None)
-    result = PollResult(report=report)
+    result = PollResult(report=report, receipts_refused=refused)
     # A worker that lost its lease leaves the receipts to the one that took over.
     if send and (check_lease is None or _still_active(check_lease)):
         result.drained = outbox.drain_outbox(engine, rt.settings, _clock(now, check_lease))

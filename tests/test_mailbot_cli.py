@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
 class Demo:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)  # MAILBOT_DATABASE__URL on PostgreSQL
+    first: subprocess.CompletedProcess[str] | None = None  # the first `mailbot demo`, as a person saw it
 
     def run(self, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
         return run(args, self.cwd, **self.env, **env)
@@ -41,7 +43,7 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     cwd = tmp_path_factory.mktemp("demo")
     if request.param == "sqlite":
         demo = Demo(cwd)
-        result = demo.run(["mailbot", "demo"])
+        result = demo.first = demo.run(["mailbot", "demo"])
         assert result.returncode == 0, result.stderr
         assert (cwd / "var" / "registry.sqlite3").is_file()
         yield demo
@@ -49,7 +51,7 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     server = request.getfixturevalue("postgres_server")
     name = server.copy_of(request.getfixturevalue("postgres_registry_template"))
     demo = Demo(cwd, {"MAILBOT_DATABASE__URL": server.url(name)})
-    result = demo.run(["mailbot", "demo"])
+    result = demo.first = demo.run(["mailbot", "demo"])
     assert result.returncode == 0, result.stderr
     assert not (cwd / "var" / "registry.sqlite3").exists()
     yield demo
@@ -64,6 +66,27 @@ def test_demo_reads_the_sample_mailbox_and_writes_reminders(demo: Demo) -> None:
     assert {m["status"] for m in mails} >= {"registered", "review", "ignored"}
     outbox = list((demo.cwd / "var" / "outbox").glob("*.eml"))
     assert any("reminder" in path.name for path in outbox)
+
+
+def test_demo_summary_counts_reminders_apart_from_the_admin_summary_and_says_why_no_receipt(demo: Demo) -> None:
+    assert demo.first is not None
+    out, err = demo.first.stdout, demo.first.stderr
+    assert " INFO " not in err and " INFO " not in out  # one log line per mail goes to the file, not the console
+    log = (demo.cwd / "var" / "demo.log").read_text(encoding="utf-8")
+    assert " INFO mailbot.intake: message-id=" in log
+    assert "The log of every mail read is in var/demo.log" in out
+    outbox = [p.name for p in (demo.cwd / "var" / "outbox").glob("*.eml")]
+    reminders = sum(1 for name in outbox if name.endswith("-reminder.eml"))
+    summaries = sum(1 for name in outbox if name.endswith("-admin_summary.eml"))
+    assert reminders >= 1 and summaries == 1
+    assert f"{reminders} reminders to networks and the admin's summary due on 2025-11-21" in out
+    registered = int(re.search(r"\((\d+) registered, ", out).group(1))  # type: ignore[union-attr]  # by this pass
+    receipts = sum(1 for name in outbox if name.endswith("-receipt.eml"))
+    assert 0 < receipts < registered
+    assert (
+        f"No receipt for {registered - receipts} registered mails: {registered - receipts} arrived more than 14 days "
+        "before the demo's day (receipts.max_age_days = 14;"
+    ) in out
 
 
 def test_demo_shows_members_meetings_and_minutes_for_all_five_networks(demo: Demo) -> None:
