@@ -452,12 +452,8 @@ def _claim(engine: Engine, outbound_id: int, now: datetime, claimer: str | None 
                 col(OutboundMail.state) == "pending",
                 or_(col(OutboundMail.next_attempt).is_(None), col(OutboundMail.next_attempt) <= now),
             )
-            .values(
-                state="sending",
-                attempts=col(OutboundMail.attempts) + 1,
-                next_attempt=now + SENDING_LEASE,
-                claimed_by=claimer or lease.HOLDER,
-            )  # fmt: skip
+            .values(state="sending", attempts=col(OutboundMail.attempts) + 1, next_attempt=now + SENDING_LEASE,
+                    claimed_by=claimer or lease.HOLDER)  # fmt: skip
         )
         if result.rowcount != 1:
             session.rollback()
