@@ -58,7 +58,7 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
     from mailbot.jobs import last_runs
 
     results.append(_worker(rt, now))
-    runs = last_runs(rt.engine(create=False))
+    runs = last_runs(rt.reader())
     schedule = rt.settings.schedule
     due = {
         "poll": now - 3 * schedule.poll_interval,
@@ -100,7 +100,7 @@ def _worker(rt: Runtime, now: datetime) -> dict[str, object]:
     """Whether some `mailbot run` holds the worker lease now (it is renewed every quarter of its length)."""
     from mailbot.worker import LEASE
 
-    held = lease.current(rt.engine(create=False), LEASE)
+    held = lease.current(rt.reader(), LEASE)
     if held is None:
         return {"name": "worker", "ok": False, "detail": "no worker holds the lease (is `mailbot run` running?)"}
     alive = held.expires_at >= now

@@ -126,7 +126,7 @@ def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json:
     with reported_errors(rt):
         key = rt.network_key(network)
         today = rt.today(as_of)
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             rows = queries.members_in_force(session, key, today)
         if as_json:
             print_json(rows)
@@ -142,7 +142,7 @@ def meetings(ctx: typer.Context, network: str, year: YearOption = None, as_of: A
     rt = _runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network)
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             rows = queries.meetings(session, key, year, rt.today(as_of))
         if as_json:
             print_json(rows)
@@ -167,14 +167,14 @@ def minutes(
         if get is not None:
             if out is None:
                 raise UsageError("--get needs --out FILE")
-            with Session(rt.engine(create=False)) as session:
+            with Session(rt.reader()) as session:
                 filename, size = queries.save_minutes_document(session, get, out)
             print(f"{filename} ({size} bytes) -> {out}")
             return
         if network is None:
             raise UsageError("give a NETWORK, or --get ID --out FILE")
         key = rt.network_key(network)
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             rows = queries.minutes(session, key, year)
         if as_json:
             print_json(rows)
@@ -233,7 +233,7 @@ def mails(
         start = None
         if since is not None:
             start = datetime.combine(parse_date_option(since, "--since"), time(0), tzinfo=rt.tz)
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             rows = queries.mails(session, start)
             health = queries.mailbox_health(session)
         if as_json:
@@ -267,7 +267,7 @@ def review(
     rt = _runtime(ctx)
     with reported_errors(rt):
         if resolve is None:
-            with Session(rt.engine(create=False)) as session:
+            with Session(rt.reader()) as session:
                 rows = queries.review_items(session)
             if as_json:
                 print_json(rows)

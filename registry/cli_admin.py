@@ -48,7 +48,7 @@ def search(
     rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             hits = run_search(session, words, key, year, limit)
         if as_json:
             print_json([h.as_json() for h in hits])
@@ -81,7 +81,7 @@ def calendar(
     rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             cal = build_calendar(session, rt.registry, datetime.now(UTC), key)
         data = cal.to_ical()
         tmp = out.with_name(out.name + ".tmp")
@@ -99,7 +99,7 @@ def export_person(
     with reported_errors(rt):
         if "@" not in address:
             raise UsageError(f"{address!r} is not an e-mail address")
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             print_json(person_export(session, address))
 
 

@@ -69,7 +69,7 @@ def publish(
 
 
 def _print_pending(rt: Runtime, as_json: bool) -> None:
-    with Session(rt.engine(create=False)) as session:
+    with Session(rt.reader()) as session:
         rows = pending(session, rt.registry)
     if as_json:
         print_json([row.as_json() for row in rows])

@@ -91,7 +91,7 @@ def report(
         today = rt.today(as_of)
         if today.year < year:
             raise UsageError(f"--year: {year} has not begun on {today.isoformat()}")
-        with Session(rt.engine(create=False)) as session:
+        with Session(rt.reader()) as session:
             try:
                 built = gather_report(session, rt.registry, year, today, rt.tz, keys)
             except ReportYearError as error:

@@ -6,6 +6,8 @@ Every schema change goes through Alembic (registry/migrations); nothing here cre
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +30,34 @@ class DatabaseError(ExpectedError):
     """The registry database cannot be opened or upgraded; the message says why."""
 
 
+# Execution option of an engine (or connection) that only reads: on SQLite its transactions start with a plain
+# (deferred) BEGIN and never wait for the write lock. `reader(engine)` sets it.
+READ_ONLY = "registry_read_only"
+# How often a transaction's BEGIN IMMEDIATE is tried when another process holds the write lock for longer than
+# the busy timeout (each try waits that long): the admin's command and the worker's pass wait, they do not fail.
+BEGIN_ATTEMPTS = 4
+# pg_advisory_lock key of the migrations (and the configuration mirror after them): "mailbot" in ASCII.
+MIGRATION_LOCK_KEY = 0x6D61696C626F74
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine (and pool) for a command that only reads: on SQLite it does not queue for the write lock."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def _is_sqlite_busy(error: BaseException) -> bool:
+    message = str(error).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
 def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created, and WAL, foreign keys and a busy timeout are set."""
+    """An engine for `url`; a SQLite file's folder is created, and WAL, foreign keys and a busy timeout are set.
+
+    On SQLite every transaction but a reader's (see `reader`) starts with BEGIN IMMEDIATE: it takes the write
+    lock first, waiting up to the busy timeout (and BEGIN_ATTEMPTS times that) for a writer in another process,
+    so two writers queue instead of one failing with "database is locked". (A deferred transaction that reads
+    and then writes cannot wait: when another process committed in between, SQLite refuses its write at once.)
+    Nothing has been done in the transaction when BEGIN is retried, so the retry repeats all of it."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -50,7 +78,18 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql("BEGIN")
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+                return
+            for attempt in range(1, BEGIN_ATTEMPTS + 1):
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except OperationalError as error:
+                    if attempt == BEGIN_ATTEMPTS or not _is_sqlite_busy(error):
+                        raise
+                    log.warning("database %s: another process has been writing for %d ms, waiting again (%d/%d)",
+                                path, busy_timeout_ms, attempt, BEGIN_ATTEMPTS - 1)  # fmt: skip
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -81,9 +120,13 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (the registry upgrades itself on start). Alembic is only imported
-    when there is something to do: a command on a current database starts faster without it."""
+    when there is something to do: a command on a current database starts faster without it.
+
+    Two processes starting on a new database do not race: the migrations run in one transaction that holds the
+    write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory lock of `schema_lock`, taken by the caller), and
+    Alembic reads the revision again inside it, so the second one finds the schema made and does nothing."""
     try:
-        if current_revision(engine) == head_revision():
+        if current_revision(reader(engine)) == head_revision():
             return
         from alembic import command
 
@@ -95,8 +138,47 @@ def upgrade(engine: Engine) -> None:
         raise DatabaseError(f"cannot open the registry database {engine.url!r}: {error.orig}") from None
 
 
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one process at a time migrates and mirrors the configuration (a session advisory lock,
+    waited for); on SQLite the write lock each of those transactions takes at BEGIN IMMEDIATE does it."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    try:
+        connection = engine.connect()
+    except OperationalError as error:
+        raise DatabaseError(f"cannot open the registry database {engine.url!r}: {error.orig}") from None
+    with connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+
+
 def sync_reference_data(session: Session, registry: Registry) -> None:
-    """Mirror the configured networks and municipalities into their tables (for foreign keys)."""
+    """Mirror the configured networks and municipalities into their tables (for foreign keys). Read first, as a
+    reader: a command on an unchanged configuration (nearly always) writes nothing and waits for no lock."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    with Session(reader(engine)) as look:
+        if not _reference_changes(look, registry):
+            return
+    _write_reference_data(session, registry)
+
+
+def _reference_changes(session: Session, registry: Registry) -> bool:
+    names = {row.key: row.name for row in session.exec(select(NetworkRow))}
+    municipalities = set(session.exec(select(MunicipalityRow.name)))
+    return any(names.get(network.key) != network.name for network in registry.networks) or any(
+        municipality.name not in municipalities for municipality in registry.municipalities
+    )
+
+
+def _write_reference_data(session: Session, registry: Registry) -> None:
     known = {row.key: row for row in session.exec(select(NetworkRow))}
     for network in registry.networks:
         row = known.get(network.key)
@@ -149,11 +231,12 @@ def open_registry(url: str, registry: Registry, busy_timeout_ms: int = 15000, cr
     engine = make_engine(url, busy_timeout_ms)
     where = str(path.resolve()) if path is not None else engine.url.render_as_string(hide_password=True)
     try:
-        if not create and current_revision(engine) is None:
+        if not create and current_revision(reader(engine)) is None:
             raise DatabaseError(f"{where} holds no registry (no schema version); {ELSEWHERE}")
-        upgrade(engine)
-        with Session(engine) as session:
-            sync_reference_data(session, registry)
+        with schema_lock(engine):
+            upgrade(engine)
+            with Session(engine) as session:
+                sync_reference_data(session, registry)
     except (SQLAlchemyError, DatabaseError) as error:
         engine.dispose()
         if isinstance(error, DatabaseError) and not _corrupt_message(str(error)):

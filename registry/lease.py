@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from registry.db import reader
 from registry.errors import ExpectedError
 from registry.models_ops import WorkerLease
 
@@ -78,7 +79,7 @@ def acquire(engine: Engine, name: str, holder: str, now: datetime, ttl: timedelt
     an INSERT whose primary key lets only one of two racing processes win.
     """
     expires = now + ttl
-    with engine.connect() as connection:
+    with reader(engine).connect() as connection:
         held = connection.execute(select(TABLE.c.holder, TABLE.c.expires_at).where(TABLE.c.name == name)).first()
     taken_over_from[name] = None
     if held is not None and held.holder != holder and held.expires_at >= now:
@@ -118,7 +119,7 @@ def release(engine: Engine, name: str, holder: str) -> bool:
 
 def current(engine: Engine, name: str) -> WorkerLease | None:
     """The lease row as it is (expired or not), for `check` and the logs."""
-    with engine.connect() as connection:
+    with reader(engine).connect() as connection:
         row = connection.execute(select(TABLE).where(TABLE.c.name == name)).mappings().first()
     return None if row is None else WorkerLease(**row)
 

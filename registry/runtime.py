@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.settings import Settings, load_settings
 from registry.config import ConfigError, Registry, load_registry
-from registry.db import open_registry
+from registry.db import open_registry, reader
 from registry.errors import ExpectedError
 
 log = logging.getLogger("registry")
@@ -68,6 +68,11 @@ class Runtime:
                 self.settings.database.url, self.registry, self.settings.database.busy_timeout_ms, create=create
             )
         return self.__dict__["_engine"]
+
+    def reader(self) -> Engine:
+        """The registry database for a command that only reads (every `registry` listing): on SQLite it does not
+        queue for the write lock while the worker or an admin command writes."""
+        return reader(self.engine(create=False))
 
     def today(self, as_of: str | None) -> date:
         if as_of is None:

@@ -15,7 +15,7 @@ from registry.runtime import Runtime
 def status_findings(rt: Runtime, today: date, keys: list[str] | None = None) -> list[Finding]:
     names = rt.registry.municipality_index().names
     networks = [network for network in rt.registry.networks if keys is None or network.key in keys]
-    with Session(rt.engine(create=False)) as session:
+    with Session(rt.reader()) as session:
         # All networks' facts in a few queries (not a few per network); every network when none is chosen.
         facts = all_network_facts(session, rt.tz, keys, members_on=today, meetings_since=history_start(today))
     empty = NetworkFacts()
