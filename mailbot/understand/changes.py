@@ -24,6 +24,7 @@ MOVE_WORDS = re.compile(
     r"ändras\s+till|skjuts\s+upp|tidigareläggs|senareläggs|blir\s+i\s*stället|blir\s+istället|ska\s+vara|skulle\s+vara)\b",
     re.IGNORECASE,
 )
+_WEAK_MOVE = re.compile(r"(?:ska|skulle)\s+vara", re.IGNORECASE)
 # "samma tid och plats", "som vanligt" after a new date is not a new place; "fortfarande Falköping" is Falköping.
 _SAME = re.compile(r"\b(samma|som\s+vanligt|som\s+tidigare|oförändrad|oförändrat|tid\s+och\s+plats)\b", re.I)
 _STILL_PLACE = re.compile(r"\b(?:fortfarande|också|även)\s+(?:i\s+|på\s+)?([A-ZÅÄÖ][\wåäö]+(?:,?\s+[A-ZÅÄÖ][\wåäö]+)?)")
@@ -104,6 +105,8 @@ def find_changes(
             # The old date is a past-or-future date said before the move word; read both sides in the mail's year.
             old_dates = date_parser.parse_meeting_dates(before, context, period_heading).dates
             new_dates = date_parser.parse_meeting_dates(after, context, period_heading).dates
+            if not new_dates and not old_dates and _WEAK_MOVE.fullmatch(move.group(0)) and cancel is None:
+                continue  # "dokumentet ska vara tillgängligt": "ska vara" moves a meeting only beside a date
             if not new_dates:
                 if old_dates or cancel is None:
                     problems.append(f"a meeting is moved but its new date could not be read: {sentence!r}")

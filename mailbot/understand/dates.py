@@ -332,6 +332,7 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
     table_place_column: int | None = None
     table_week_column: int | None = None
     table_time_column: int | None = None
+    place_next = False  # the line before was "Plats för alla träffarna:"
     open_dates: list[_Found] = []  # the last date line's dates, for "Plats:"/"Tid:" lines below it
     lines_since_dates = 0
     # "Tid: 13.00–16.00", "Plats: Stadshuset Skövde", "(alla kl. 9–12 på X)" on a line without a date.
@@ -386,6 +387,9 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
                 table_time_column = _column(cells, ("tid", "klockan", "tidpunkt", "kl"))
             else:
                 table_place_column = table_week_column = table_time_column = None
+                if place_next:
+                    line = f"Plats: {line}"
+                place_next = bool(_PLACE_ON_NEXT_LINE.match(line))
                 stated = (_general_time(line), _general_place(line))
                 if stated != (None, None):
                     # Only next to the dates: within a few lines after them, or just before the first of them.
@@ -428,7 +432,9 @@ def parse_meeting_dates(text: str, context: date, period_heading: str | None = N
 
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ(])")
-_FOR_ALL = re.compile(r"\b(?:alla|samtliga|varje|samma)\b", _FLAGS)
+_FOR_ALL = re.compile(r"\b(?:alla|samtliga|varje|samma|(?:mån|tis|ons|tors|fre)dagar(?:na)?)\b", _FLAGS)
+# "Plats för alla träffarna:" with the place on the line below it.
+_PLACE_ON_NEXT_LINE = re.compile(r"^(?:plats|lokal|ort)\b[^:]{0,40}:\s*$", _FLAGS)
 
 
 def _general_time(line: str) -> tuple[time, time | None] | None:

@@ -71,6 +71,9 @@ CHANGE_WORDS = re.compile(
     r"(?i)\b(?:i\s*stället|istället|ändring|ändrad|ändrat|ändras|ny\s+tid|ny\s+plats|nytt\s+klockslag|ny\s+lokal|"
     r"byter\s+(?:tid|lokal|plats)|flyttar\s+(?:till|in))\b"
 )
+SHARED_LINK = re.compile(
+    r"(?is)\b(?:har\s+delat|delade\s+en\s+fil|shared\s+(?:a\s+file|with\s+you)|vill\s+dela)\b.*\bhttps?://"
+)
 NEXT_MEETING = re.compile(r"\bnästa\s+(?:nätverks)?(?:träff|möte|mötet|träffen)\b", re.IGNORECASE)
 CHANGING_KINDS = frozenset(
     {MailKind.MEMBER_LIST, MailKind.MEETING_DATES, MailKind.MEETING_INVITE, MailKind.MEETING_CANCEL, MailKind.MINUTES,
@@ -223,7 +226,8 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
 
     is_reply, reply_network = reply_to_own_mail(mail, ctx.own_domain, ctx.own_networks)
     sender_networks = [r.network for r in ctx.memberships.get(sender or "", ())]
-    if mail.sender_email != sender:
+    if mail.sender_email != sender and not sender_networks:
+        # A forward counts its original author's networks; the forwarder's only when the author is in none.
         sender_networks += [r.network for r in ctx.memberships.get(mail.sender_email or "", ())]
     if ctx.assigned_network is not None:
         choice = NetworkChoice(ctx.assigned_network, ("network assigned by a person in review",))
@@ -472,7 +476,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
         if period_found.conflict:
             problems.append(f"the period of the member list is unclear: {period_found.conflict}")
         elif period is not None and period.end < context_day:
-            problems.append(f"the member list is for {period.label}, which ended before the mail was sent")
+            problems.append(f"the member list is for the period {period.label}, which ended before the mail was sent")
     if not kinds and network is not None and (request := MEMBER_CHANGE_REQUEST.search(_own_text(mail.body_text))):
         # A member list changed in words is still a change to the list: its kind, and a person edits the list.
         kinds.add(MailKind.MEMBER_LIST)
@@ -516,7 +520,7 @@ def _understand_content(mail: ParsedMail, ctx: Context, arrival: datetime) -> Un
             authorised_kinds.discard(MailKind.MEETING_DATES)
             authorised_kinds.add(MailKind.MEETING_INVITE)
         problems.extend(_authorisation_problems(sender, network, authorised_kinds, member_list, ctx))
-    if kinds & CHANGING_KINDS and ctx.assigned_network is None:
+    if (kinds & CHANGING_KINDS or problems or MailKind.REPLY in kinds) and ctx.assigned_network is None:
         # Authorisation by the From header alone is not authorisation: what the receiving server found comes first.
         verdict = authenticate(mail, ctx.authentication)
         reasons.extend(verdict.reasons)
@@ -702,12 +706,18 @@ def _read_minutes(
     for attachment in candidates:
         text, problem = extract_text(attachment)
         sources.append((attachment.filename or "bilaga", attachment.content_type, attachment.payload, text, problem))
-    if not sources and body_may_be_minutes and mail.body_text.strip():
+    shared_link = not sources and body_may_be_minutes and SHARED_LINK.search(mail.body_text)
+    if shared_link:
+        pass  # "Johan Lindberg har delat 'Minnesanteckningar …' med dig. Öppna: https://…": a link, not the minutes.
+    elif not sources and body_may_be_minutes and mail.body_text.strip():
         body = mail.body_text
         sources.append(("meddelandetext.txt", "text/plain", body.encode("utf-8"), body, None))
     documents: list[MinutesDocument] = []
     problems: list[str] = []
-    has_document = any(problem not in DAMAGED_PROBLEMS for *_rest, problem in sources)
+    if shared_link:
+        problems.append("the mail links to a shared document instead of attaching the minutes; a person fetches them")
+    # The body read as minutes is not a document: "Johan har delat 'Minnesanteckningar' med dig" is a mail for a person.
+    has_document = any(problem not in DAMAGED_PROBLEMS for *_rest, problem in sources[: len(candidates)])
     for filename, media_type, payload, text, problem in sources:
         if text is None or not text.strip():
             problems.append(f"unreadable document {filename!r}: {problem or 'no text'}")

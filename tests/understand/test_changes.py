@@ -74,3 +74,16 @@ def test_a_vague_cancellation_beside_a_dated_one(text: str, cancelled: list[date
     result = find_changes(text, SENT, KNOWN)
     assert [c.old_date for c in result.changes] == cancelled
     assert bool(result.problems) is problem
+
+
+@pytest.mark.parametrize(
+    ("text", "changes", "problems"),
+    [
+        # b3_005: "ska vara" moves a meeting only beside a date.
+        ("Gärna som PDF, och tänk på att dokumentet ska vara tillgängligt.", 0, 0),
+        ("Träffen 13/3 ska vara 20/3 i stället.", 1, 0),
+    ],
+)
+def test_a_weak_move_word_without_a_date_is_no_move(text: str, changes: int, problems: int):
+    result = find_changes(text, SENT, KNOWN)
+    assert (len(result.changes), len(result.problems)) == (changes, problems)

@@ -501,3 +501,22 @@ def test_week_tables(text: str, expected: list[tuple[object, ...]]) -> None:
     result = parse_meeting_dates(text, date(2025, 12, 1))
 
     assert [(found.date, found.start, found.end, found.place) for found in result.dates] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # b4_026: "fredagar kl. 9-12" above the dates states the time for all of them.
+        ("Datum VT 26, fredagar kl. 9-12:\nfre 16/1\nfre 13/2\nPlats: Teams",
+         [(date(2026, 1, 16), time(9), time(12), "Teams"), (date(2026, 2, 13), time(9), time(12), "Teams")]),
+        # b4_011: "Plats för alla träffarna:" with the place on the line below.
+        ("fredag 23/1 kl. 13-16\nfredag 6/3 kl. 13-16\nPlats för alla träffarna:\nKommunalförbundet, Skövde",
+         [(date(2026, 1, 23), time(13), time(16), "Kommunalförbundet, Skövde"),
+          (date(2026, 3, 6), time(13), time(16), "Kommunalförbundet, Skövde")]),
+    ],
+)  # fmt: skip
+def test_a_time_or_place_stated_for_all_in_other_words(text: str, expected: list[tuple[object, ...]]) -> None:
+    assert [
+        (found.date, found.start, found.end, found.place)
+        for found in parse_meeting_dates(text, date(2025, 12, 1)).dates
+    ] == expected

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailbot.understand.pipeline import MEMBER_CHANGE_REQUEST, _own_text, _says_nothing_changes
+from mailbot.understand.pipeline import MEMBER_CHANGE_REQUEST, SHARED_LINK, _own_text, _says_nothing_changes
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,15 @@ def test_a_reply_says_nothing_changes(body: str, nothing_changes: bool) -> None:
 )
 def test_a_change_to_the_member_list_asked_for_in_words(body: str, asks: bool) -> None:
     assert bool(MEMBER_CHANGE_REQUEST.search(_own_text(body))) is asks
+
+
+@pytest.mark.parametrize(
+    ("body", "is_link"),
+    [
+        ('Johan Lindberg har delat en fil med dig\n"Minnesanteckningar SKIS.pdf"\nÖppna: https://x.example/s/1', True),
+        ("Anna shared a file with you: https://contoso.sharepoint.com/x", True),
+        ("Minnesanteckningar SKIS 14/3\nNärvarande: Anna (Skövde)\n1. Inledning", False),
+    ],
+)
+def test_a_shared_document_link_is_not_minutes(body: str, is_link: bool) -> None:
+    assert bool(SHARED_LINK.search(body)) is is_link
