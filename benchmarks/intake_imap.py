@@ -39,7 +39,8 @@ BATCH = 500
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, float]:
-    """Run argv under a wrapper process; wall seconds and the peak RSS of argv alone (MiB)."""
+    """Run argv under a wrapper process: wall seconds, the peak RSS of the largest process and of the whole
+    process tree (MiB), and the CPU seconds of the tree."""
     wrapper = [sys.executable, __file__, "--_measure", "--", *argv]
     done = subprocess.run(wrapper, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -47,15 +48,76 @@ def measure(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _tree(root: int) -> list[int]:
+    """root and all its descendants (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def _sample(pid: int) -> tuple[int, float]:
+    """(VmRSS KiB, CPU seconds so far) of one process; (0, 0.0) when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss_pages * (os.sysconf("SC_PAGE_SIZE") // 1024), (int(fields[11]) + int(fields[12])) / ticks
+
+
 def _measure_main(argv: list[str]) -> None:
+    import threading
+
     started = time.perf_counter()
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = threading.Event()
+    peak_tree = 0
+    cpu_seen: dict[int, float] = {}  # the last CPU seconds sampled of each process of the tree
+
+    def sample() -> None:
+        nonlocal peak_tree
+        while not done.is_set():
+            total = 0
+            for pid in _tree(process.pid):
+                rss, cpu = _sample(pid)
+                total += rss
+                cpu_seen[pid] = max(cpu_seen.get(pid, 0.0), cpu)
+            peak_tree = max(peak_tree, total)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = process.communicate()[1]
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr.decode(errors="replace"))
-        sys.exit(done.returncode)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "rss_mib": peak_kib / 1024}))
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.stderr.write(stderr.decode(errors="replace"))
+        sys.exit(process.returncode)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # descendants that were waited for
+    print(json.dumps({
+        "seconds": seconds,
+        "rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux: the largest single process
+        "tree_rss_mib": peak_tree / 1024,  # summed VmRSS of the tree, sampled every 50 ms
+        # CPU: rusage counts the descendants that were reaped; the sampled sum also sees a worker that was not
+        # (each process's last sample, so up to 50 ms short per process). The larger is reported.
+        "cpu_seconds": max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values())),
+        "cpu_rusage": usage.ru_utime + usage.ru_stime,
+        "cpu_sampled": sum(cpu_seen.values()),
+    }))  # fmt: skip
 
 
 def _bare_main(host: str, port: int, user: str, password: str, folder: str) -> None:
@@ -163,7 +225,7 @@ def idle_pass_in_process(env: dict[str, str], repeat: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="mails in the mailbox (default 10000)")
-    parser.add_argument("--idle-sizes", default="1000,10000", help="folder sizes for the idle pass")
+    parser.add_argument("--idle-sizes", default="1000,10000", help="folder sizes for the idle pass ('' for none)")
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import logging
@@ -190,14 +252,14 @@ def main() -> None:
         flags = server.flags_of_all("INBOX")
         seen = sum(1 for f in flags.values() if "\\Seen" in f)
         print(f"\nfirst pass, {args.count} mails:")
-        print(
-            f"  bare imapclient loop (BODY.PEEK[], batches of {BATCH}): {bare['seconds']:8.2f} s  peak RSS {bare['rss_mib']:7.1f} MiB"
-        )
-        print(
-            f"  mailbot poll --no-send:                          {poll['seconds']:8.2f} s  peak RSS {poll['rss_mib']:7.1f} MiB"
-        )
+        print(f"  bare imapclient loop (BODY.PEEK[], batches of {BATCH}): {bare['seconds']:8.2f} s  "
+              f"CPU {bare['cpu_seconds']:7.2f} s  peak RSS {bare['rss_mib']:7.1f} MiB")  # fmt: skip
+        print(f"  mailbot poll --no-send:                          {poll['seconds']:8.2f} s  "
+              f"CPU {poll['cpu_seconds']:7.2f} s  peak RSS {poll['rss_mib']:7.1f} MiB (largest process), "
+              f"{poll['tree_rss_mib']:.1f} MiB (process tree)")  # fmt: skip
         print(f"  ratio mailbot/bare: {poll['seconds'] / bare['seconds']:.1f}x time, {poll['rss_mib'] / bare['rss_mib']:.1f}x RSS; "
-              f"{args.count / poll['seconds']:.0f} mails/s; \\Seen set on {seen} mails")  # fmt: skip
+              f"{args.count / poll['seconds']:.0f} mails/s; \\Seen set on {seen} mails; "
+              f"CPU rusage {poll['cpu_rusage']:.2f} s, sampled {poll['cpu_sampled']:.2f} s; load {os.getloadavg()}")  # fmt: skip
 
         print("\nidle pass (second poll, nothing new):")
         for size in sorted(int(s) for s in args.idle_sizes.split(",") if s):

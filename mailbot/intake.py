@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,9 @@ class Intake:
     _memberships: dict[date, tuple[dict[str, tuple[SenderRole, ...]], frozenset[str]]] = field(default_factory=dict)
     # Reads each mail; default: the budgeted worker process of settings.reader (unit tests may pass InProcessReader).
     _reader: Reader | None = None
+    # Counts the recorded mails that changed what a reading's Context holds (member lists, meetings): a mail read
+    # in parallel with one of those, on a context made before it was recorded, is read again (record_mails).
+    _generation: int = 0
 
     # -- the registry's knowledge, as plain values for the pure core ---------------------------------
 
@@ -251,6 +255,8 @@ class Intake:
         prepared = (self._prepare(raw, uidvalidity, now, report) for raw in raws)
         lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
         for item, outcome in self.reader().read_many(prepared):
+            if outcome is not None and outcome.failure is None and item.generation != self._generation:
+                outcome = self._read_again(item)
             status = self._record(item, outcome, uidvalidity, now, report)
             understanding = outcome.understanding if outcome is not None else None
             if status == MailStatus.REGISTERED.value and understanding and understanding.member_list and report.mails:
@@ -314,8 +320,18 @@ class Intake:
     def reader(self) -> Reader:
         if self._reader is None:
             budget = self.settings.reader
-            self._reader = budgeted_reader(budget.timeout_seconds, budget.memory_mb)
+            workers = budget.workers or os.cpu_count() or 1
+            self._reader = budgeted_reader(budget.timeout_seconds, budget.memory_mb, workers)
         return self._reader
+
+    def _read_again(self, item: _Prepared) -> Outcome | None:
+        """Read a mail again on a context of the registry as it is now: it was read in parallel with a mail before
+        it that has since changed what its context held (a member list, a meeting), as if read one by one."""
+        assert item.identity is not None and item.raw.raw is not None
+        with Session(self.engine) as session:
+            context = self.context(session, item.identity, item.arrival)
+        job = ReadJob(item.raw.raw, context, item.arrival, alone=item.alone)
+        return next(iter(self.reader().read_many([(None, job)])))[1]
 
     def _prepare(
         self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport
@@ -353,7 +369,12 @@ class Intake:
                 log.warning("message-id=%s: %s", identity.message_id, reason)
                 return _Prepared(raw, digest, identity, arrival, None, reason), None
             context = self.context(session, identity, arrival)
-        return _Prepared(raw, digest, identity, arrival), ReadJob(data, context, arrival)
+        # A mail whose reading was cut short (the service died) is read with no other beside it.
+        alone = attempts > 1
+        return (
+            _Prepared(raw, digest, identity, arrival, generation=self._generation, alone=alone),
+            ReadJob(data, context, arrival, alone=alone),
+        )
 
     def _attempt(self, session: Session, digest: str, raw: RawMail, now: datetime) -> int:
         """Count one more reading of the mail, committed before it starts; returns the count with this one."""
@@ -458,6 +479,8 @@ class Intake:
             )  # fmt: skip
             if understanding is not None and understanding.member_list is not None:
                 self._memberships.clear()
+            if mail.status == MailStatus.REGISTERED.value and understanding is not None and _changes_context(understanding):
+                self._generation += 1
             return mail.status
 
     def _record_understanding(
@@ -484,6 +507,8 @@ class _Prepared:
     arrival: datetime
     recorded: str | None = None  # the status of the mail already recorded
     unread_reason: str | None = None  # recorded unread in review (over-size, quarantined)
+    generation: int = 0  # Intake._generation when its context was made
+    alone: bool = False
 
 
 def _unread(identity: Identity) -> ParsedMail:
@@ -498,6 +523,17 @@ def _unread(identity: Identity) -> ParsedMail:
         date=identity.date,
         headers=(),
         body_text="",
+    )
+
+
+def _changes_context(understanding: Understanding) -> bool:
+    """Whether recording it changes what Intake.context gives the next mail: the lists in force, the meetings."""
+    return bool(
+        understanding.member_list is not None
+        or understanding.meeting_changes
+        or understanding.meeting_dates
+        or understanding.calendar_events
+        or understanding.minutes
     )
 
 

@@ -10,9 +10,12 @@ bytes and a plain `Context` into a `ParsedMail` and an `Understanding` (picklabl
   understands when the mail could not be read.
 
 `read_many(items)` takes an iterable of (tag, job or None) and yields (tag, outcome or None) in the same order;
-None passes through unread (a mail already recorded, an over-size one, a quarantined one). It pulls at most
-`workers` jobs ahead of what it has yielded, so a caller that prepares each job lazily (its context from the
-registry as it is then) sees the registry of everything yielded before minus at most `workers - 1` mails.
+None passes through unread (a mail already recorded, an over-size one, a quarantined one). Up to `workers` jobs
+are read in parallel, one per worker process; it pulls at most `workers` jobs ahead of what it has yielded, so a
+caller that prepares each job lazily (its context from the registry as it is then) sees the registry of
+everything yielded before minus at most `workers - 1` mails (the intake reads such a mail again when one of those
+changed what its context holds). A job marked `alone` (a mail that was being read when the service died) is read
+with no other in flight, so that a mail that kills the service is never blamed on the mails read beside it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class ReadJob:
     raw: bytes
     context: Context
     arrival: datetime  # aware
+    alone: bool = False  # read with no other job in flight (a suspect: it was being read when the service died)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class _Pending(Generic[T]):
     tag: T
     worker: _Worker | None
     started: float
+    alone: bool = False
 
 
 class BudgetedReader:
@@ -223,19 +228,30 @@ class BudgetedReader:
         queue: deque[_Pending[T]] = deque()
         source = iter(items)
         exhausted = False
+        waiting: tuple[T, ReadJob | None] | None = None  # pulled, not yet submitted (an `alone` job waits its turn)
+        in_flight = alone = 0
         try:
             while True:
-                while not exhausted and sum(1 for p in queue if p.worker is not None) < self.workers:
-                    try:
-                        tag, job = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        break
+                while not exhausted and not alone and in_flight < max(self.workers, 1):
+                    if waiting is None:
+                        try:
+                            waiting = next(source)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                    tag, job = waiting
+                    if job is not None and job.alone and in_flight:
+                        break  # after the jobs in flight are done
+                    waiting = None
                     worker = self._submit(job) if job is not None else None
-                    queue.append(_Pending(tag, worker, time.monotonic()))
+                    queue.append(_Pending(tag, worker, time.monotonic(), job is not None and job.alone))
+                    in_flight += worker is not None
+                    alone += job is not None and job.alone
                 if not queue:
                     return
                 pending = queue.popleft()
+                in_flight -= pending.worker is not None
+                alone -= pending.alone
                 yield pending.tag, self._result(pending)
         finally:
             for pending in queue:  # the caller stopped early (an error): workers with a job are not reusable

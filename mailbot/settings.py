@@ -212,6 +212,7 @@ class ReaderSettings(BaseModel):
     timeout_seconds: float = Field(60.0, gt=0)  # wall clock per mail; the worker is killed and replaced past it
     memory_mb: int = Field(512, ge=64)  # RLIMIT_AS of the worker process
     max_attempts: int = Field(2, ge=1)  # readings that never finished (the service died) before quarantine
+    workers: int = Field(0, ge=0, le=64)  # worker processes reading mails in parallel; 0: one per core
 
 
 class PublicationSettings(BaseModel):

@@ -6,6 +6,7 @@ the two files; the loaded values are frozen.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -126,11 +127,28 @@ class Municipality(_Frozen):
     variants: tuple[str, ...] = ()
 
 
+class _CombiningMarks(dict[int, int | None]):
+    """str.translate table that deletes combining marks (filled lazily: one unicodedata look-up per code point)."""
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.combining(chr(code)) else code
+        self[code] = value
+        return value
+
+
+_COMBINING = _CombiningMarks()
+_SPACES = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Lower case, å/ä/ö and accents folded, whitespace collapsed: for matching names people type."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"\s+", " ", text).strip()
+    """Lower case, å/ä/ö and accents folded, whitespace collapsed: for matching names people type.
+
+    Cached: the understanding folds the same body, lines and names many times per mail."""
+    text = text.casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).translate(_COMBINING)
+    return _SPACES.sub(" ", text).strip()
 
 
 _MUNICIPALITY_SUFFIX = re.compile(r"\s+(kommuns?|stad|kommunforbund)$")  # "Mariestad" is not "Marie" + stad

@@ -5,6 +5,7 @@ Pure: reads a ParsedMail and configuration; never guesses — an unclear case is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,27 +53,51 @@ class NetworkChoice:
     also_named: tuple[str, ...] = ()  # other networks the deciding text names (the sender's membership settled it)
 
 
-def _contains_word(haystack: str, needle: str) -> bool:
+@functools.lru_cache(maxsize=1024)
+def _word_pattern(needle: str) -> re.Pattern[str]:
     # "rektorsnätverkets träff", "elevhälsans datum": a longer name also in the genitive ("SKIS" + s is "skiss").
     genitive = "s?" if len(needle) >= 6 else ""
-    return re.search(rf"(?<![0-9a-z]){re.escape(needle)}{genitive}(?![0-9a-z])", haystack) is not None
+    return re.compile(rf"(?<![0-9a-z]){re.escape(needle)}{genitive}(?![0-9a-z])")
+
+
+def _contains_word(haystack: str, needle: str) -> bool:
+    # The substring test first: most needles are not in the text at all, and it is much cheaper than the pattern.
+    return needle in haystack and _word_pattern(needle).search(haystack) is not None
+
+
+_ALIASES: dict[tuple[int, ...], tuple[tuple[Network, ...], tuple[tuple[str, tuple[str, ...]], ...]]] = {}
+
+
+def _folded_aliases(networks: Sequence[Network]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each network's key and folded names, once per configuration (keyed by identity: the models hold dicts,
+    so they do not hash; the entry keeps them alive, so an id is never reused for other networks)."""
+    key = tuple(id(n) for n in networks)
+    if key not in _ALIASES:
+        if len(_ALIASES) > 16:
+            _ALIASES.clear()
+        folded = tuple((n.key, tuple(fold(a) for a in (n.key, n.name, *n.aliases))) for n in networks)
+        _ALIASES[key] = (tuple(networks), folded)
+    return _ALIASES[key][1]
 
 
 def aliases_in(text: str, networks: Sequence[Network]) -> set[str]:
     """Network keys whose name, key or an alias occurs in `text` as whole words (case and å/ä/ö folded)."""
     folded = fold(text)
-    found = set()
-    for network in networks:
-        for alias in (network.key, network.name, *network.aliases):
-            if _contains_word(folded, fold(alias)):
-                found.add(network.key)
-                break
-    return found
+    return {
+        key
+        for key, aliases in _folded_aliases(networks)
+        if any(_contains_word(folded, alias) for alias in aliases)
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(fold(word) for word in words)
 
 
 def has_any(text: str, words: Iterable[str]) -> bool:
     folded = fold(text)
-    return any(fold(word) in folded for word in words)
+    return any(word in folded for word in _folded_words(tuple(words)))
 
 
 READ_RECEIPT_SUBJECT = re.compile(r"^\s*(läst|last|read|ej läst|not read|oläst|olast|lu|gelesen)\s*:", re.IGNORECASE)

@@ -7,6 +7,7 @@ import base64
 import binascii
 import codecs
 import email
+import email.headerregistry
 import re
 import struct
 from dataclasses import dataclass, field
@@ -191,9 +192,22 @@ class _Header:
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to"})
 
 
+# The names policy.default parses with a header class of its own (addresses, dates, MIME parameters); every other
+# header is unstructured text.
+_STRUCTURED_HEADERS = frozenset(
+    name
+    for name, cls in policy.default.header_factory.registry.items()
+    if not issubclass(cls, email.headerregistry.UnstructuredHeader)
+)
+
+
 def _decode_header(name: str, raw: object) -> _Header:
     # RFC 5322 §2.2.3: unfolding removes the line break before folding white space.
     text = re.sub(r"\r?\n(?=[ \t])", "", _repair_surrogates(str(raw))).replace("\r", "").replace("\n", " ")
+    if text.isascii() and "=?" not in text and name.lower() not in _STRUCTURED_HEADERS:
+        # An unstructured header (Received, DKIM-Signature, X-MS-...: most of an Outlook mail's header block) in
+        # plain ASCII decodes to itself; the stdlib's header classes cost far more than the rest of the mail.
+        return _Header(text.strip(), text.strip(), ())
     try:
         header = policy.default.header_factory(name, _as_utf8_words(text))
         decoded = str(header)

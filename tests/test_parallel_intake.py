@@ -1,0 +1,101 @@
+"""Issue 14: mails are read in parallel on the reader's worker processes and recorded in UID order as if read one
+by one: a mail read beside a member list that makes its sender a member is read again on the new list; a
+mail that was being read when the service died is read with no other in flight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, select
+
+from mailbot.intake import Intake, PassReport
+from mailbot.reader import BudgetedReader, ReadJob, _Worker
+from mailbot.settings import Settings
+from mailbot.sources import RawMail
+from mailbot.understand.pipeline import Context
+from registry.config import load_registry
+from registry.db import open_registry
+from registry.models import InboundMail
+from registry.paths import config_dir
+from test_reader_budget import small_mail
+from test_reexamine import NEW, mail, skis_list
+
+TZ = ZoneInfo("Europe/Stockholm")
+
+
+class CountingReader(BudgetedReader):
+    """A real BudgetedReader that notes, at each submission, how many jobs were already in flight."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(timeout_seconds=60, memory_mb=512, workers=workers)
+        self.in_flight_at_submit: list[tuple[str, int]] = []
+        self._busy = 0
+
+    def _submit(self, job: ReadJob) -> _Worker:
+        self.in_flight_at_submit.append((job.raw.split(b"Subject: ")[1].split(b"\r")[0].decode(), self._busy))
+        self._busy += 1
+        return super()._submit(job)
+
+    def _result(self, pending):  # type: ignore[no-untyped-def]
+        outcome = super()._result(pending)
+        self._busy -= pending.worker is not None
+        return outcome
+
+
+@pytest.fixture(scope="module")
+def context() -> Context:
+    registry = load_registry(config_dir())
+    return Context(registry=registry, municipalities=registry.municipality_index(), memberships={},
+                   networks_with_list=frozenset(), own_domain="mailbot.skaraborg.se")  # fmt: skip
+
+
+def test_jobs_are_read_two_at_a_time_in_order_and_a_suspect_alone(context: Context) -> None:
+    reader = CountingReader(workers=2)
+    now = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+    suspects = {3}
+    jobs = [(n, ReadJob(small_mail(n), context, now, alone=n in suspects)) for n in range(1, 7)]
+    try:
+        results = list(reader.read_many(jobs))
+    finally:
+        reader.close()
+    assert [tag for tag, _ in results] == [1, 2, 3, 4, 5, 6], "yielded in the order of the jobs"
+    assert all(outcome is not None and outcome.understanding is not None for _, outcome in results)
+    busy = dict(reader.in_flight_at_submit)
+    assert busy["Fråga 2"] == 1, "the second job is read while the first is"
+    assert busy["Fråga 3"] == 0, "the suspect waits until nothing else is in flight"
+    assert busy["Fråga 4"] == 0, "and nothing is read beside it"
+    assert busy["Fråga 5"] == 1
+
+
+def test_a_mail_read_beside_the_list_that_makes_its_sender_a_member_is_read_again_on_that_list(
+    database_url: str,
+) -> None:
+    registry = load_registry(config_dir())
+    engine = open_registry(database_url, registry)
+    intake = Intake(engine=engine, settings=Settings(), registry=registry, tz=TZ)
+    reader = CountingReader(workers=2)
+    intake._reader = reader
+    secretary = "Johan Lindberg <johan.lindberg@falkoping.se>"
+    day = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
+    minutes_day = datetime(2025, 3, 17, 9, 0, tzinfo=UTC)
+    raws = [
+        mail(secretary, "Förteckning SKIS 2025", skis_list(True), day, "list-1"),
+        mail(f"{NEW[0]} <{NEW[1]}>", "Minnesanteckningar SKIS 2025-03-14",
+             "Minnesanteckningar SKIS 2025-03-14\r\n\r\nNärvarande: Nils Holm (Hjo), Anna Svensson (Skövde)\r\n\r\n"
+             "§ 1 Mötets öppnande", minutes_day, "minutes-1"),
+    ]  # fmt: skip
+    batch = [RawMail(folder="INBOX", uidvalidity=1, uid=uid, raw=raw, size=len(raw), internal_date=None, flags=())
+             for uid, raw in enumerate(raws, start=1)]  # fmt: skip
+    try:
+        statuses = list(intake.record_mails(batch, 1, minutes_day + timedelta(hours=1), PassReport(folder="INBOX")))
+        assert reader.in_flight_at_submit[1] == ("Minnesanteckningar SKIS 2025-03-14", 1), "read in parallel"
+        assert statuses == ["registered", "registered"]
+        with Session(engine) as session:
+            minutes = session.exec(select(InboundMail).where(InboundMail.uid == 2)).one()
+            assert minutes.status == "registered"
+            assert not (minutes.reason or "").startswith("re-examined"), "registered on its own reading"
+    finally:
+        reader.close()
+        engine.dispose()
