@@ -69,6 +69,7 @@ class Intake:
     # Counts the recorded mails that changed what a reading's Context holds (member lists, meetings): a mail read
     # in parallel with one of those, on a context made before it was recorded, is read again (record_mails).
     _generation: int = 0
+    _reading: set[str] = field(default_factory=set)  # sha256 of the mails prepared for reading, not yet recorded
 
     # -- the registry's knowledge, as plain values for the pure core ---------------------------------
 
@@ -252,12 +253,20 @@ class Intake:
     ) -> Iterator[str]:
         """Record each mail exactly once, in order; yields each one's status. Each mail is read by the reader
         (on a worker process with a budget) between its attempt's commit and its own transaction."""
+        self._reading.clear()
         prepared = (self._prepare(raw, uidvalidity, now, report) for raw in raws)
         lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
         for item, outcome in self.reader().read_many(prepared):
             if outcome is not None and outcome.failure is None and item.generation != self._generation:
                 outcome = self._read_again(item)
-            status = self._record(item, outcome, uidvalidity, now, report)
+            if item.duplicate:
+                status = self._record_duplicate(item, uidvalidity, report)
+                if status is None:  # the earlier one was not recorded after all: read this one now
+                    outcome = self._read_again(item)
+                    status = self._record(item, outcome, uidvalidity, now, report)
+            else:
+                status = self._record(item, outcome, uidvalidity, now, report)
+            self._reading.discard(item.digest)
             understanding = outcome.understanding if outcome is not None else None
             if status == MailStatus.REGISTERED.value and understanding and understanding.member_list and report.mails:
                 lists.append((str(understanding.network), int(str(report.mails[-1]["id"]))))
@@ -352,6 +361,9 @@ class Intake:
                 return _Prepared(raw, digest, None, now, existing), None
             identity = read_identity(raw.raw if raw.raw is not None else raw.header)
             arrival = _arrival(identity.date, raw, now)
+            if digest in self._reading:
+                # The same bytes at an earlier UID of this pass, still being read: recorded once, by that one.
+                return _Prepared(raw, digest, identity, arrival, duplicate=True), None
             limit = self.settings.imap.max_message_bytes
             if raw.size > limit or raw.raw is None:
                 reason = (
@@ -371,10 +383,22 @@ class Intake:
             context = self.context(session, identity, arrival)
         # A mail whose reading was cut short (the service died) is read with no other beside it.
         alone = attempts > 1
+        self._reading.add(digest)
         return (
             _Prepared(raw, digest, identity, arrival, generation=self._generation, alone=alone),
             ReadJob(data, context, arrival, alone=alone),
         )
+
+    def _record_duplicate(self, item: _Prepared, uidvalidity: int, report: PassReport) -> str | None:
+        """A mail whose bytes an earlier UID of the same pass carried (read beside it): already recorded."""
+        with Session(self.engine) as session:
+            existing = session.exec(select(InboundMail.status).where(InboundMail.sha256 == item.digest)).first()
+            if existing is None:
+                return None
+            self._advance(session, item.raw.folder, uidvalidity, item.raw.uid)
+            session.commit()
+        report.already_recorded += 1
+        return existing
 
     def _attempt(self, session: Session, digest: str, raw: RawMail, now: datetime) -> int:
         """Count one more reading of the mail, committed before it starts; returns the count with this one."""
@@ -509,6 +533,7 @@ class _Prepared:
     unread_reason: str | None = None  # recorded unread in review (over-size, quarantined)
     generation: int = 0  # Intake._generation when its context was made
     alone: bool = False
+    duplicate: bool = False  # the same bytes as a mail before it in the pass, not yet recorded when this was fetched
 
 
 def _unread(identity: Identity) -> ParsedMail:

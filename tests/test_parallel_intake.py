@@ -17,7 +17,8 @@ from mailbot.sources import RawMail
 from mailbot.understand.pipeline import Context
 from registry.config import load_registry
 from registry.db import open_registry
-from registry.models import InboundMail
+from registry.models import InboundMail, MailboxState
+from registry.models_ops import MailAttempt
 from registry.paths import config_dir
 from test_reader_budget import small_mail
 from test_reexamine import NEW, mail, skis_list
@@ -96,6 +97,30 @@ def test_a_mail_read_beside_the_list_that_makes_its_sender_a_member_is_read_agai
             minutes = session.exec(select(InboundMail).where(InboundMail.uid == 2)).one()
             assert minutes.status == "registered"
             assert not (minutes.reason or "").startswith("re-examined"), "registered on its own reading"
+    finally:
+        reader.close()
+        engine.dispose()
+
+
+def test_the_same_mail_twice_in_one_window_is_recorded_once(database_url: str) -> None:
+    registry = load_registry(config_dir())
+    engine = open_registry(database_url, registry)
+    intake = Intake(engine=engine, settings=Settings(), registry=registry, tz=TZ)
+    reader = CountingReader(workers=2)
+    intake._reader = reader
+    raw = small_mail(7)
+    batch = [RawMail(folder="INBOX", uidvalidity=1, uid=uid, raw=raw, size=len(raw), internal_date=None, flags=())
+             for uid in (1, 2, 3)]  # fmt: skip
+    report = PassReport(folder="INBOX")
+    try:
+        statuses = list(intake.record_mails(batch, 1, datetime(2025, 3, 14, 12, 0, tzinfo=UTC), report))
+        assert len(set(statuses)) == 1 and report.new == 1 and report.already_recorded == 2
+        assert len(reader.in_flight_at_submit) == 1, "read once"
+        with Session(engine) as session:
+            assert len(session.exec(select(InboundMail)).all()) == 1
+            state = session.get(MailboxState, "INBOX")
+            assert state is not None and state.last_uid == 3
+            assert session.exec(select(MailAttempt)).all() == [], "no reading left unfinished"
     finally:
         reader.close()
         engine.dispose()

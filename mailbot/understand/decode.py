@@ -8,6 +8,7 @@ import binascii
 import codecs
 import email
 import email.headerregistry
+import email.policy
 import re
 import struct
 from dataclasses import dataclass, field
@@ -49,6 +50,30 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return _parse_safely(bytes(raw), depth=0)
 
 
+class _RememberingPolicy(email.policy.EmailPolicy):
+    """policy.default, but a header value read again (the MIME walker asks each part's Content-Type and
+    Content-Disposition several times; mails share values) is not parsed again: the header classes are most of
+    the cost of reading a mail. Header objects are immutable, so handing out the same one changes nothing."""
+
+    def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
+        if hasattr(value, "name"):
+            return value
+        if len(value) > 2000:
+            return super().header_fetch_parse(name, value)
+        key = (name, value)
+        header = _PARSED_HEADERS.get(key)
+        if header is None:
+            header = super().header_fetch_parse(name, value)
+            if len(_PARSED_HEADERS) >= 4096:
+                _PARSED_HEADERS.clear()
+            _PARSED_HEADERS[key] = header
+        return header
+
+
+_PARSED_HEADERS: dict[tuple[str, str], object] = {}
+_DEFAULT = _RememberingPolicy()
+
+
 def _parse_safely(raw: bytes, depth: int) -> ParsedMail:
     try:
         return _parse_bytes(raw, depth)
@@ -63,7 +88,7 @@ def _parse_bytes(raw: bytes, depth: int) -> ParsedMail:
     if not raw.strip():
         defects.append("the mail is empty")
     try:
-        return _read_message(email.message_from_bytes(raw, policy=policy.default), depth, defects)
+        return _read_message(email.message_from_bytes(raw, policy=_DEFAULT), depth, defects)
     except _PARSER_ERRORS as error:
         defects.append(f"the standard parser failed ({error!r}); the mail was read again with compat32")
     return _read_message(email.message_from_bytes(raw, policy=policy.compat32), depth, defects)
@@ -201,7 +226,24 @@ _STRUCTURED_HEADERS = frozenset(
 )
 
 
-def _decode_header(name: str, raw: object) -> _Header:
+def _decode_header(name: str, raw: str) -> _Header:
+    """One header decoded; short values are remembered (mails share most of their Content-Type, To, MIME-Version)."""
+    if len(raw) > 2000:
+        return _decode_header_value(name, raw)
+    key = (name, raw)
+    header = _DECODED_HEADERS.get(key)
+    if header is None:
+        header = _decode_header_value(name, raw)
+        if len(_DECODED_HEADERS) >= 4096:
+            _DECODED_HEADERS.clear()
+        _DECODED_HEADERS[key] = header
+    return header
+
+
+_DECODED_HEADERS: dict[tuple[str, str], _Header] = {}
+
+
+def _decode_header_value(name: str, raw: str) -> _Header:
     # RFC 5322 §2.2.3: unfolding removes the line break before folding white space.
     text = re.sub(r"\r?\n(?=[ \t])", "", _repair_surrogates(str(raw))).replace("\r", "").replace("\n", " ")
     if text.isascii() and "=?" not in text and name.lower() not in _STRUCTURED_HEADERS:
