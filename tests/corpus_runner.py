@@ -13,6 +13,7 @@ import atexit
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -160,10 +161,15 @@ def _template() -> Path:
     try:
         with Session(engine) as session:
             _load_baseline(session)
-        with engine.connect() as connection:  # everything into the main file, so that a copy is complete
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         engine.dispose()
+    # Everything into the main file, so that a copy is complete (outside any transaction: the engine's
+    # connections now begin one at once, and a checkpoint inside it fails with 'database table is locked').
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
     return path
 
 

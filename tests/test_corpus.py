@@ -15,7 +15,18 @@ from servers import PostgresServer
 
 # case stem -> the precise gap (strict xfail). Only blind helpers' mails; none of them records a wrong fact
 # (benchmarks/accuracy.py shows 0 false positives in members, meetings, minutes and attendance).
-XFAIL: dict[str, str] = {}
+XFAIL: dict[str, str] = {
+    "b3_008_sv-svar-fraga-forteckning": "review either way; the review names the sender's network skis, not the "
+    "introduktion chair's whose question it answers",
+    "b3_014_andrad-tid-plats-grundskola": "the new place in prose ('vi är på Campus Lidköping i stället för Rådhuset i "
+    "Skövde') is not read, so the change of time and place goes to review instead of being recorded",
+    "b3_017_veckor-utan-dag-grundskola": "review either way; bare week numbers without a weekday are not dates, so the "
+    "kind is 'other', the helper says 'meeting_dates'",
+    "b3_035_protokoll-grundskola-narvarotabell": "the Närvarande list in a Word table column is not read: minutes "
+    "recorded without attendance",
+    "b4_010_flyttas-annat-natverk": "review either way; the review names the sender's network elevhalsa, the helper "
+    "grundskola (whose meeting the mail moves)",
+}
 
 
 def _params() -> list[Any]:
