@@ -78,15 +78,18 @@ def _print_pass(result: jobs.PollResult, as_json: bool, list_mails: bool = True)
             }  # fmt: skip
         )
         return
+    from registry.swedish import MAIL_KIND_TEXT, MAIL_STATUS_TEXT
+
     if report.mails and list_mails:
-        print_table("Inlästa mejl", ["id", "from", "subject", "status", "network", "kinds"],
-                    [[m["id"], m["from"], m["subject"], m["status"], m["network"], ",".join(m["kinds"])]  # type: ignore[arg-type]
+        print_table("Inlästa mejl", ["id", "från", "ämne", "status", "nätverk", "innehåll"],
+                    [[m["id"], m["from"], m["subject"], MAIL_STATUS_TEXT.get(m["status"], m["status"]), m["network"],  # type: ignore[call-overload]
+                      ", ".join(MAIL_KIND_TEXT.get(k, k) for k in m["kinds"])]  # type: ignore[union-attr]
                      for m in report.mails])  # fmt: skip
     sent = len(result.drained.sent) if result.drained else 0
     typer.echo(
-        f"{report.folder}: {report.new} new ({report.registered} registered, {report.review} to review, "
-        f"{report.ignored} ignored), {report.already_recorded} already recorded; {sent} mails sent"
-        + (" (nothing new)" if report.idle else "")
+        f"{report.folder}: {report.new} nya ({report.registered} registrerade, {report.review} till granskning, "
+        f"{report.ignored} ignorerade), {report.already_recorded} redan inlästa; {sent} mejl skickade"
+        + (" (inget nytt)" if report.idle else "")
     )
 
 
@@ -174,7 +177,7 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
         _print_receipts(rt, result)
         _print_demo_summary(rt, today, findings, listing)
         if log_file is not None:
-            typer.echo(f"The log of every mail read is in {log_file} (--debug shows it here).")
+            typer.echo(f"Loggen över varje inläst mejl finns i {log_file} (--debug visar den här).")
 
 
 def _print_receipts(rt: Runtime, result: jobs.PollResult) -> None:
@@ -184,11 +187,16 @@ def _print_receipts(rt: Runtime, result: jobs.PollResult) -> None:
     if not refused:
         return
     days = rt.settings.receipts.max_age_days
-    why = {f"mail older than {days} days": f"arrived more than {days} days before the demo's day "
-           f"(receipts.max_age_days = {days}; the sample's mails span the year, and a receipt weeks late would "
-           "only confuse its sender)"}  # fmt: skip
+    why = {
+        f"mail older than {days} days": f"kom in mer än {days} dagar före demons dag (receipts.max_age_days = "
+        f"{days}; exempelmejlen är spridda över året, och en kvittens veckor för sent skulle bara förvirra "
+        "avsändaren)",
+        "nothing registered that a receipt could confirm": "registrerade inget som en kvittens kan bekräfta",
+        "no valid sender address": "har ingen giltig avsändaradress",
+        "receipts are disabled": "fick ingen eftersom kvittenser är avstängda (receipts.enabled)",
+    }
     parts = [f"{count} {why.get(reason, reason)}" for reason, count in refused.most_common()]
-    typer.echo(f"No receipt for {sum(refused.values())} registered mails: " + "; ".join(parts) + ".")
+    typer.echo(f"Ingen kvittens för {sum(refused.values())} registrerade mejl: " + "; ".join(parts) + ".")
 
 
 def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type: ignore[no-untyped-def]
@@ -197,6 +205,7 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
 
     from registry import queries
     from registry.models import OutboundMail
+    from registry.swedish import OBLIGATION_TEXT, STATE_TEXT, plural
 
     rows = []
     with Session(rt.engine()) as session:
@@ -208,24 +217,27 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
                 sum(1 for m in meetings if m["status"] == "held"),
                 sum(1 for m in meetings if m["status"] == "planned"),
                 sum(1 for m in meetings if m["has_minutes"]),
-                ", ".join(sorted({f.obligation.value for f in findings if f.network == network.key
-                                  and f.state.value in ("overdue", "at_risk", "breach")})) or "-",
+                ", ".join(OBLIGATION_TEXT.get(o, o) for o in sorted({
+                    f.obligation.value for f in findings
+                    if f.network == network.key and f.state.value in ("overdue", "at_risk", "breach")})) or "-",
             ])  # fmt: skip
-    print_table(f"Nätverken per {today}", ["network", "members", "held", "planned", "with minutes", "behind on"], rows)
+    print_table(f"Nätverken per {today}", ["nätverk", "medlemmar", "hållna", "planerade", "med protokoll", "efter med"],
+                rows)  # fmt: skip
     behind = [f for f in findings if f.state.value in ("overdue", "at_risk", "breach")]
-    print_table("Det som saknas", ["network", "obligation", "state", "detail"],
-                [[f.network, f.obligation.value, f.state.value, f.detail] for f in behind])  # fmt: skip
+    print_table("Det som saknas", ["nätverk", "skyldighet", "läge", "detaljer"],
+                [[f.network, OBLIGATION_TEXT.get(f.obligation.value, f.obligation.value),
+                  STATE_TEXT.get(f.state.value, f.state.value), f.detail] for f in behind])  # fmt: skip
     directory = rt.settings.smtp.directory
     queued = [i for i in listing if i.get("queued")]
-    where = f"written as .eml files to {directory}/" if directory else "sent over SMTP"
+    where = f"skrivna som .eml-filer i {directory}/" if directory else "skickade över SMTP"
     if listing:
         # The admin's summary is not a reminder: it goes to the federation, not to a network.
         reminders = [i for i in listing if i["network"]]
         summaries = len(listing) - len(reminders)
-        counted = f"{len(reminders)} {'reminder' if len(reminders) == 1 else 'reminders'} to networks"
+        counted = plural(len(reminders), "påminnelse", "påminnelser") + " till nätverk"
         if summaries:
-            counted += " and the admin's summary"
-        typer.echo(f"{counted} due on {today} ({len(queued)} newly queued); {where}.")
+            counted += " och administratörens sammanfattning"
+        typer.echo(f"{counted} att skicka {today} ({len(queued)} nya i kön); {where}.")
     else:
         # A second run: the ledger already holds today's reminders, so none is due again (none is sent twice).
         with Session(rt.engine()) as session:
@@ -235,12 +247,12 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
             summaries = session.exec(
                 select(func.count()).select_from(OutboundMail).where(col(OutboundMail.kind) == "admin_summary")
             ).one()
-        also = f" (and {summaries} admin's {'summary' if summaries == 1 else 'summaries'})" if summaries else ""
+        also = f" (och {plural(summaries, 'sammanfattning', 'sammanfattningar')} till administratören)" if summaries else ""
         typer.echo(
-            f"No new reminders due on {today}: {earlier} reminders{also} were queued by an earlier run and none is"
-            f" sent twice ({where}; delete var/ to start the demo over)."
+            f"Inga nya påminnelser att skicka {today}: {plural(earlier, 'påminnelse', 'påminnelser')}{also} lades i"
+            f" kön av en tidigare körning och ingen skickas två gånger ({where}; ta bort var/ för att börja om)."
         )
-    typer.echo(f"Run `registry status --as-of {today.isoformat()}` for every obligation.")
+    typer.echo(f"Kör `registry status --as-of {today.isoformat()}` för att se varje skyldighet.")
 
 
 @app.command()
@@ -255,8 +267,8 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         if as_json:
             print_json({"ok": ok, "checks": results})
         else:
-            print_table("mailbot check", ["check", "ok", "detail"],
-                        [[r["name"], "ok" if r["ok"] else "FAILED", r["detail"]] for r in results])  # fmt: skip
+            print_table("mailbot check", ["kontroll", "resultat", "detaljer"],
+                        [[r["name"], "ok" if r["ok"] else "FEL", r["detail"]] for r in results])  # fmt: skip
         if not ok:
             raise typer.Exit(1)
 

@@ -74,18 +74,18 @@ def test_demo_summary_counts_reminders_apart_from_the_admin_summary_and_says_why
     assert " INFO " not in err and " INFO " not in out  # one log line per mail goes to the file, not the console
     log = (demo.cwd / "var" / "demo.log").read_text(encoding="utf-8")
     assert " INFO mailbot.intake: message-id=" in log
-    assert "The log of every mail read is in var/demo.log" in out
+    assert "Loggen över varje inläst mejl finns i var/demo.log" in out
     outbox = [p.name for p in (demo.cwd / "var" / "outbox").glob("*.eml")]
     reminders = sum(1 for name in outbox if name.endswith("-reminder.eml"))
     summaries = sum(1 for name in outbox if name.endswith("-admin_summary.eml"))
     assert reminders >= 1 and summaries == 1
-    assert f"{reminders} reminders to networks and the admin's summary due on 2025-11-21" in out
-    registered = int(re.search(r"\((\d+) registered, ", out).group(1))  # type: ignore[union-attr]  # by this pass
+    assert f"{reminders} påminnelser till nätverk och administratörens sammanfattning att skicka 2025-11-21" in out
+    registered = int(re.search(r"\((\d+) registrerade, ", out).group(1))  # type: ignore[union-attr]  # by this pass
     receipts = sum(1 for name in outbox if name.endswith("-receipt.eml"))
     assert 0 < receipts < registered
     assert (
-        f"No receipt for {registered - receipts} registered mails: {registered - receipts} arrived more than 14 days "
-        "before the demo's day (receipts.max_age_days = 14;"
+        f"Ingen kvittens för {registered - receipts} registrerade mejl: {registered - receipts} kom in mer än 14 "
+        "dagar före demons dag (receipts.max_age_days = 14;"
     ) in out
 
 
@@ -106,7 +106,7 @@ def test_second_demo_records_and_sends_nothing_new(demo: Demo) -> None:
     before_files = sorted(p.name for p in (demo.cwd / "var" / "outbox").glob("*.eml"))
     result = demo.run(["mailbot", "demo"])
     assert result.returncode == 0, result.stderr
-    assert "0 new" in result.stdout
+    assert "0 nya" in result.stdout and "Inga nya påminnelser att skicka" in result.stdout
     assert json.loads(demo.run(["registry", "mails", "--json"]).stdout) == before_mails
     assert sorted(p.name for p in (demo.cwd / "var" / "outbox").glob("*.eml")) == before_files
 
