@@ -188,9 +188,9 @@ def _print_receipts(rt: Runtime, result: jobs.PollResult) -> None:
         return
     days = rt.settings.receipts.max_age_days
     why = {
-        f"mail older than {days} days": f"kom in mer än {days} dagar före demons dag (receipts.max_age_days = "
-        f"{days}; exempelmejlen är spridda över året, och en kvittens veckor för sent skulle bara förvirra "
-        "avsändaren)",
+        f"mail older than {days} days": f"kom in mer än {days} dagar före demokörningens dag "
+        f"(receipts.max_age_days = {days}; exempelmejlen är spridda över året, och en kvittens veckor för sent "
+        "skulle bara förvirra avsändaren)",
         "nothing registered that a receipt could confirm": "registrerade inget som en kvittens kan bekräfta",
         "no valid sender address": "har ingen giltig avsändaradress",
         "receipts are disabled": "fick ingen eftersom kvittenser är avstängda (receipts.enabled)",
@@ -221,8 +221,8 @@ def _print_demo_summary(rt: Runtime, today, findings, listing) -> None:  # type:
                     f.obligation.value for f in findings
                     if f.network == network.key and f.state.value in ("overdue", "at_risk", "breach")})) or "-",
             ])  # fmt: skip
-    print_table(f"Nätverken per {today}", ["nätverk", "medlemmar", "hållna", "planerade", "med protokoll", "efter med"],
-                rows)  # fmt: skip
+    headings = ["nätverk", "medlemmar", "hållna", "planerade", "med protokoll", "ligger efter med"]
+    print_table(f"Nätverken per {today}", headings, rows)
     behind = [f for f in findings if f.state.value in ("overdue", "at_risk", "breach")]
     print_table("Det som saknas", ["nätverk", "skyldighet", "läge", "detaljer"],
                 [[f.network, OBLIGATION_TEXT.get(f.obligation.value, f.obligation.value),

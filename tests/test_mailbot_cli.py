@@ -85,7 +85,7 @@ def test_demo_summary_counts_reminders_apart_from_the_admin_summary_and_says_why
     assert 0 < receipts < registered
     assert (
         f"Ingen kvittens för {registered - receipts} registrerade mejl: {registered - receipts} kom in mer än 14 "
-        "dagar före demons dag (receipts.max_age_days = 14;"
+        "dagar före demokörningens dag (receipts.max_age_days = 14;"
     ) in out
 
 
