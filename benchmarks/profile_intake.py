@@ -3,6 +3,7 @@
     python benchmarks/profile_intake.py                      # 1,000 mails, top 30 by own time and by cumulative
     python benchmarks/profile_intake.py --count 300 --top 50
     python benchmarks/profile_intake.py --dump /tmp/intake.prof   # for snakeviz / pstats afterwards
+    python benchmarks/profile_intake.py --main-only               # what the main process does beside the readers
 
 The mails are those of benchmarks/intake_imap.py (small Swedish mails, a fifth with a one-page PDF), written to a
 throwaway Maildir so that no server is needed; the pass records them into a fresh SQLite registry with
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--dump", type=Path, help="write the raw profile here")
+    parser.add_argument("--main-only", action="store_true",
+                        help="the real reader's worker processes read the mails: the profile is the main process's")
     args = parser.parse_args()
 
     import logging
@@ -58,7 +61,8 @@ def main() -> None:
     from mailbot.reader import InProcessReader
     from registry.runtime import Runtime
 
-    intake.Intake.reader = lambda self: InProcessReader()  # type: ignore[method-assign]  # one process, one profile
+    if not args.main_only:
+        intake.Intake.reader = lambda self: InProcessReader()  # type: ignore[method-assign]  # one process, one profile
     rt = Runtime(config_path=None)
     rt.engine(create=True)
     # Warm the imports and the caches the first mail would pay for (not what a pass of N mails costs).

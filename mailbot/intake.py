@@ -1,7 +1,9 @@
-"""One intake pass: fetch -> understand -> record -> mark, one transaction per mail.
+"""One intake pass: fetch -> understand (in parallel, on the reader's worker processes) -> record -> mark.
 
-Never changes the mailbox except for our own IMAP keywords; never records a mail twice
-(the raw bytes' sha256 is unique, and the folder position moves in the same transaction as the mail).
+The mails are recorded in UID order, in runs of one transaction each (`_Unit`: up to `intake.batch_mails` mails or
+`intake.batch_seconds`). Never changes the mailbox except for our own IMAP keywords; never records a mail twice
+(the raw bytes' sha256 is unique, and the folder position moves in the same transaction as the mails); a kill
+loses at most the uncommitted run, which the next pass reads again.
 """
 
 from __future__ import annotations
@@ -10,25 +12,28 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from mailbot.reader import Outcome, Reader, ReadJob, budgeted_reader
-from mailbot.settings import Settings
+from mailbot.settings import IntakeSettings, Settings
 from mailbot.sources import MailSource, RawMail
 from mailbot.understand.authentication import AuthenticationPolicy
 from mailbot.understand.changes import KnownMeeting
-from mailbot.understand.identity import Identity, read_identity
+from mailbot.understand.identity import Identity, Routing, read_identity, read_routing
 from mailbot.understand.pipeline import Context, SenderRole, Understanding
 from mailbot.understand.types import ParsedMail
 from registry import record
-from registry.config import Registry
+from registry.config import MunicipalityIndex, Registry
+from registry.db import waiting_marker, writer_waiting
 from registry.domain import MailKind, MailStatus, MeetingStatus, Role
 from registry.models import InboundMail, MailboxState, Meeting, MemberList, Membership, OutboundMail, Person
 from registry.models_ops import MailAttempt
@@ -70,6 +75,10 @@ class Intake:
     # in parallel with one of those, on a context made before it was recorded, is read again (record_mails).
     _generation: int = 0
     _reading: set[str] = field(default_factory=set)  # sha256 of the mails prepared for reading, not yet recorded
+    # (generation, day) -> the planned meetings around that day (Context.meetings), for one record_mails call
+    _meetings: dict[tuple[int, date], dict[str, tuple[KnownMeeting, ...]]] = field(default_factory=dict)
+    _policy: AuthenticationPolicy | None = None
+    _municipalities: MunicipalityIndex | None = None
 
     # -- the registry's knowledge, as plain values for the pure core ---------------------------------
 
@@ -97,7 +106,8 @@ class Intake:
         return result
 
     def context(
-        self, session: Session, mail: ParsedMail | Identity, arrival: datetime, members_on: date | None = None,
+        self, session: Session, mail: ParsedMail | Identity | Routing, arrival: datetime,
+        members_on: date | None = None,
         **assigned: object,
     ) -> Context:  # fmt: skip
         memberships, with_list = self.memberships_on(session, members_on or arrival.astimezone(self.tz).date())
@@ -106,20 +116,10 @@ class Intake:
         if referenced:
             for row in session.exec(select(OutboundMail).where(col(OutboundMail.message_id).in_(referenced))).all():
                 own[row.message_id] = row.network_key
-        day = arrival.astimezone(self.tz).date()
-        known: dict[str, list[KnownMeeting]] = {}
-        for key, when, start, place in session.exec(
-            select(Meeting.network_key, Meeting.date, Meeting.start, Meeting.place).where(
-                Meeting.status != MeetingStatus.CANCELLED.value,
-                col(Meeting.date) >= day - timedelta(days=120),
-                col(Meeting.date) <= day + timedelta(days=550),
-            )
-        ):
-            known.setdefault(key, []).append(KnownMeeting(when, start, place))
         return Context(
             registry=self.registry,
-            meetings={key: tuple(items) for key, items in known.items()},
-            municipalities=self.registry.municipality_index(),
+            meetings=self._meetings_around(session, arrival.astimezone(self.tz).date()),
+            municipalities=self._municipality_index(),
             memberships=memberships,
             networks_with_list=with_list,
             own_domain=self.settings.smtp.message_id_domain,
@@ -131,7 +131,36 @@ class Intake:
             **assigned,  # type: ignore[arg-type]
         )
 
+    def _meetings_around(self, session: Session, day: date) -> dict[str, tuple[KnownMeeting, ...]]:
+        """The planned meetings of each network from 120 days before `day` to 550 after; the same for every mail
+        of a day until a recorded mail changes what the registry holds (`_generation`)."""
+        key = (self._generation, day)
+        if key not in self._meetings:
+            known: dict[str, list[KnownMeeting]] = {}
+            for network, when, start, place in session.exec(
+                select(Meeting.network_key, Meeting.date, Meeting.start, Meeting.place).where(
+                    Meeting.status != MeetingStatus.CANCELLED.value,
+                    col(Meeting.date) >= day - timedelta(days=120),
+                    col(Meeting.date) <= day + timedelta(days=550),
+                )
+            ):
+                known.setdefault(network, []).append(KnownMeeting(when, start, place))
+            if len(self._meetings) > 64:
+                self._meetings.clear()
+            self._meetings[key] = {network: tuple(items) for network, items in known.items()}
+        return self._meetings[key]
+
+    def _municipality_index(self) -> MunicipalityIndex:
+        if self._municipalities is None:
+            self._municipalities = self.registry.municipality_index()
+        return self._municipalities
+
     def _authentication_policy(self) -> AuthenticationPolicy:
+        if self._policy is None:
+            self._policy = self._make_policy()
+        return self._policy
+
+    def _make_policy(self) -> AuthenticationPolicy:
         settings = self.settings.authentication
         known = [d for m in self.registry.municipalities for d in m.domains] + list(self.registry.federation_domains)
         return AuthenticationPolicy(
@@ -235,14 +264,7 @@ class Intake:
             session.add(state)
             session.commit()
 
-    def _advance(self, session: Session, folder: str, uidvalidity: int, uid: int) -> None:
-        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
-        if state.uidvalidity != uidvalidity:
-            state.uidvalidity, state.last_uid, state.marked_uid = uidvalidity, 0, 0
-        state.last_uid = max(state.last_uid, uid)
-        session.add(state)
-
-    # -- one mail, one transaction ---------------------------------------------------------------------
+    # -- the mails of a fetch, in runs of one transaction each ------------------------------------------
 
     def record_mail(self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport) -> str:
         """Record one mail exactly once; returns its status. A mail that breaks any step goes to review."""
@@ -251,26 +273,39 @@ class Intake:
     def record_mails(
         self, raws: Iterable[RawMail], uidvalidity: int, now: datetime, report: PassReport
     ) -> Iterator[str]:
-        """Record each mail exactly once, in order; yields each one's status. Each mail is read by the reader
-        (on a worker process with a budget) between its attempt's commit and its own transaction."""
+        """Record each mail exactly once, in order; yields each one's status (committed by the time the iterator
+        is exhausted). Each mail is read by the reader (on a worker process with a budget), in parallel with the
+        next ones; the mails are recorded in one transaction per run of up to `intake.batch_mails` mails or
+        `intake.batch_seconds` (see `_Unit`), and a mail that changed what the next mails' contexts hold is seen
+        by them (their contexts are read in the same transaction)."""
         self._reading.clear()
-        prepared = (self._prepare(raw, uidvalidity, now, report) for raw in raws)
+        self._meetings.clear()
+        raws = list(raws)
         lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
-        for item, outcome in self.reader().read_many(prepared):
-            if outcome is not None and outcome.failure is None and item.generation != self._generation:
-                outcome = self._read_again(item)
-            if item.duplicate:
-                status = self._record_duplicate(item, uidvalidity, report)
-                if status is None:  # the earlier one was not recorded after all: read this one now
-                    outcome = self._read_again(item)
-                    status = self._record(item, outcome, uidvalidity, now, report)
-            else:
-                status = self._record(item, outcome, uidvalidity, now, report)
-            self._reading.discard(item.digest)
-            understanding = outcome.understanding if outcome is not None else None
-            if status == MailStatus.REGISTERED.value and understanding and understanding.member_list and report.mails:
-                lists.append((str(understanding.network), int(str(report.mails[-1]["id"]))))
-            yield status
+        with _Unit(self.engine, self.settings.intake, self.tz) as unit:
+            prepared = (self._prepare(unit, raws, index, uidvalidity, now) for index in range(len(raws)))
+            for item, outcome in self.reader().read_many(prepared, settle=unit.commit):
+                if outcome is not None and outcome.failure is None and item.generation != self._generation:
+                    outcome = self._read_again(unit, item)
+                if item.duplicate:
+                    status = self._record_duplicate(unit, item, uidvalidity, report)
+                    if status is None:  # the earlier one was not recorded after all: read this one now
+                        outcome = self._read_again(unit, item)
+                        status = self._record(unit, item, outcome, uidvalidity, now, report)
+                else:
+                    status = self._record(unit, item, outcome, uidvalidity, now, report)
+                self._reading.discard(item.digest)
+                understanding = outcome.understanding if outcome is not None else None
+                if (
+                    status == MailStatus.REGISTERED.value
+                    and understanding
+                    and understanding.member_list
+                    and report.mails
+                ):
+                    lists.append((str(understanding.network), int(str(report.mails[-1]["id"]))))
+                unit.recorded(alone=item.alone)
+                yield status
+            unit.commit()
         for network, list_mail_id in lists:
             self.reexamine_review(network, list_mail_id, now, report)
 
@@ -333,136 +368,185 @@ class Intake:
             self._reader = budgeted_reader(budget.timeout_seconds, budget.memory_mb, workers)
         return self._reader
 
-    def _read_again(self, item: _Prepared) -> Outcome | None:
+    def _read_again(self, unit: _Unit, item: _Prepared) -> Outcome | None:
         """Read a mail again on a context of the registry as it is now: it was read in parallel with a mail before
         it that has since changed what its context held (a member list, a meeting), as if read one by one."""
-        assert item.identity is not None and item.raw.raw is not None
-        with Session(self.engine) as session:
-            context = self.context(session, item.identity, item.arrival)
+        assert item.routing is not None and item.raw.raw is not None
+        context = self.context(unit.session, item.routing, item.arrival)
         job = ReadJob(item.raw.raw, context, item.arrival, alone=item.alone)
         return next(iter(self.reader().read_many([(None, job)])))[1]
 
     def _prepare(
-        self, raw: RawMail, uidvalidity: int, now: datetime, report: PassReport
+        self, unit: _Unit, raws: list[RawMail], index: int, uidvalidity: int, now: datetime
     ) -> tuple[_Prepared, ReadJob | None]:
         """What the main process knows of a mail before it is read, and the job for the reader (None: not read)."""
-        data = raw.raw or b""
-        # An over-size mail is not downloaded; its identity is its place in the mailbox.
-        digest = (
-            record.sha256(data)
-            if raw.raw is not None
-            else record.sha256(f"oversize:{raw.folder}:{uidvalidity}:{raw.uid}:{raw.size}".encode())
-        )
-        with Session(self.engine) as session:
-            existing = session.exec(select(InboundMail.status).where(InboundMail.sha256 == digest)).first()
-            if existing is not None:
-                self._advance(session, raw.folder, uidvalidity, raw.uid)
-                session.commit()
-                return _Prepared(raw, digest, None, now, existing), None
-            identity = read_identity(raw.raw if raw.raw is not None else raw.header)
-            arrival = _arrival(identity.date, raw, now)
-            if digest in self._reading:
-                # The same bytes at an earlier UID of this pass, still being read: recorded once, by that one.
-                return _Prepared(raw, digest, identity, arrival, duplicate=True), None
-            limit = self.settings.imap.max_message_bytes
-            if raw.size > limit or raw.raw is None:
-                reason = (
-                    f"over-size mail ({raw.size} bytes, limit {limit}, imap.max_message_bytes): recorded without "
-                    f"its content, attachments not read; the original is still in the mailbox, folder "
-                    f"{raw.folder!r}, UID {raw.uid}: open it there in a mail client"
-                )
-                return _Prepared(raw, digest, identity, arrival, None, reason), None
-            attempts = self._attempt(session, digest, raw, now)
-            if attempts > self.settings.reader.max_attempts:
-                reason = (
-                    f"quarantined: reading this mail stopped the whole service {attempts - 1} times (killed by the "
-                    "system, most likely out of memory, or a crash); kept verbatim, not read again"
-                )
-                log.warning("message-id=%s: %s", identity.message_id, reason)
-                return _Prepared(raw, digest, identity, arrival, None, reason), None
-            context = self.context(session, identity, arrival)
+        raw = raws[index]
+        if index not in unit.ahead:
+            self._look_ahead(unit, raws, index, uidvalidity, now)
+        digest, existing, counted = unit.ahead.pop(index)
+        session = unit.session
+        if existing is None and digest in unit.done:  # the same bytes at an earlier UID of this pass
+            existing = unit.done[digest]
+        if existing is not None:
+            unit.advance(raw.folder, uidvalidity, raw.uid)
+            return _Prepared(raw, digest, None, now, existing), None
+        routing = read_routing(raw.raw if raw.raw is not None else raw.header)
+        arrival = _arrival(routing.date, raw, now)
+        if digest in self._reading:
+            # The same bytes at an earlier UID of this pass, still being read: recorded once, by that one.
+            return _Prepared(raw, digest, routing, arrival, duplicate=True), None
+        limit = self.settings.imap.max_message_bytes
+        if raw.size > limit or raw.raw is None:
+            reason = (
+                f"over-size mail ({raw.size} bytes, limit {limit}, imap.max_message_bytes): recorded without "
+                f"its content, attachments not read; the original is still in the mailbox, folder "
+                f"{raw.folder!r}, UID {raw.uid}: open it there in a mail client"
+            )
+            return _Prepared(raw, digest, routing, arrival, None, reason), None
+        attempts = 1 if counted is None else self._suspect(unit, digest, now)
+        if attempts > self.settings.reader.max_attempts:
+            reason = (
+                f"quarantined: the whole service died {attempts - 1} times while this mail was being read (killed "
+                "by the system, most likely out of memory, or a crash; the last time it was read with no other "
+                "mail beside it); kept verbatim, not read again"
+            )
+            log.warning("message-id=%s: %s", routing.message_id, reason)
+            return _Prepared(raw, digest, routing, arrival, None, reason), None
+        context = self.context(session, routing, arrival)
         # A mail whose reading was cut short (the service died) is read with no other beside it.
         alone = attempts > 1
         self._reading.add(digest)
         return (
-            _Prepared(raw, digest, identity, arrival, generation=self._generation, alone=alone),
-            ReadJob(data, context, arrival, alone=alone),
+            _Prepared(raw, digest, routing, arrival, generation=self._generation, alone=alone),
+            ReadJob(raw.raw, context, arrival, alone=alone),
         )
 
-    def _record_duplicate(self, item: _Prepared, uidvalidity: int, report: PassReport) -> str | None:
+    def _look_ahead(self, unit: _Unit, raws: list[RawMail], index: int, uidvalidity: int, now: datetime) -> None:
+        """For the next mails from `index` (up to a batch): their sha256, whether they are already recorded, and,
+        for the mails never read before, their reading counted in mail_attempt and committed (with the mails
+        recorded so far) before any of them is read, so that the next pass knows them if the whole service dies
+        while this batch is read (on every mail of the batch that was not recorded yet, not only the one being
+        read). Such a mail is then a suspect: `_suspect` counts each of its readings alone, one at a time."""
+        limit = self.settings.imap.max_message_bytes
+        chunk = raws[index : index + unit.batch_mails]
+        digests = [
+            record.sha256(raw.raw)
+            if raw.raw is not None
+            else record.sha256(f"oversize:{raw.folder}:{uidvalidity}:{raw.uid}:{raw.size}".encode())
+            for raw in chunk
+        ]
+        session = unit.session
+        wanted = set(digests)
+        existing = dict(
+            session.exec(
+                select(InboundMail.sha256, InboundMail.status).where(col(InboundMail.sha256).in_(wanted))
+            ).all()
+        )
+        counted = dict(
+            session.exec(
+                select(MailAttempt.sha256, MailAttempt.attempts).where(col(MailAttempt.sha256).in_(wanted))
+            ).all()
+        )
+        fresh: dict[str, RawMail] = {}
+        for raw, digest in zip(chunk, digests, strict=True):
+            if digest not in existing and digest not in counted and raw.raw is not None and raw.size <= limit:
+                fresh.setdefault(digest, raw)
+        if fresh:
+            session.exec(  # type: ignore[call-overload]
+                insert(MailAttempt.__table__),  # type: ignore[attr-defined]
+                params=[
+                    {"sha256": digest, "folder": raw.folder, "uid": raw.uid, "attempts": 1, "last_attempt": now}
+                    for digest, raw in fresh.items()
+                ],
+            )
+        unit.counted.update(fresh)
+        unit.commit()
+        for offset, digest in enumerate(digests):
+            unit.ahead[index + offset] = (digest, existing.get(digest), counted.get(digest))
+
+    def _suspect(self, unit: _Unit, digest: str, now: datetime) -> int:
+        """A mail whose reading an earlier pass started and never finished: one more reading, counted and
+        committed before it starts (it will be read alone); returns the count with this one."""
+        table = MailAttempt.__table__  # type: ignore[attr-defined]
+        session = unit.session
+        session.exec(  # type: ignore[call-overload]
+            update(table).where(table.c.sha256 == digest).values(attempts=table.c.attempts + 1, last_attempt=now)
+        )
+        attempts = session.exec(select(MailAttempt.attempts).where(MailAttempt.sha256 == digest)).one()
+        unit.commit()
+        return int(attempts)
+
+    def _record_duplicate(self, unit: _Unit, item: _Prepared, uidvalidity: int, report: PassReport) -> str | None:
         """A mail whose bytes an earlier UID of the same pass carried (read beside it): already recorded."""
-        with Session(self.engine) as session:
-            existing = session.exec(select(InboundMail.status).where(InboundMail.sha256 == item.digest)).first()
-            if existing is None:
-                return None
-            self._advance(session, item.raw.folder, uidvalidity, item.raw.uid)
-            session.commit()
+        session = unit.session
+        existing = session.exec(select(InboundMail.status).where(InboundMail.sha256 == item.digest)).first()
+        if existing is None:
+            return None
+        unit.advance(item.raw.folder, uidvalidity, item.raw.uid)
         report.already_recorded += 1
         return existing
 
-    def _attempt(self, session: Session, digest: str, raw: RawMail, now: datetime) -> int:
-        """Count one more reading of the mail, committed before it starts; returns the count with this one."""
-        attempt = session.get(MailAttempt, digest) or MailAttempt(sha256=digest, folder=raw.folder, uid=raw.uid)
-        attempt.attempts += 1
-        attempt.last_attempt = now
-        session.add(attempt)
-        try:
-            session.commit()
-        except IntegrityError:  # another worker started the same mail at the same moment
-            session.rollback()
-            attempt = session.get(MailAttempt, digest)
-            return attempt.attempts if attempt is not None else 1
-        return attempt.attempts
-
     def _record(
-        self, item: _Prepared, outcome: Outcome | None, uidvalidity: int, now: datetime, report: PassReport
-    ) -> str:
-        raw, digest, identity = item.raw, item.digest, item.identity
+        self, unit: _Unit, item: _Prepared, outcome: Outcome | None, uidvalidity: int, now: datetime,
+        report: PassReport,
+    ) -> str:  # fmt: skip
+        raw, digest = item.raw, item.digest
         if item.recorded is not None:
             report.already_recorded += 1
             return item.recorded
-        assert identity is not None
+        assert item.routing is not None
         parsed = outcome.parsed if outcome is not None else None
         understanding = outcome.understanding if outcome is not None else None
         unread_reason = item.unread_reason or (outcome.failure if outcome is not None else None)
         if unread_reason is not None or parsed is None or understanding is None:
-            parsed, understanding = _unread(identity), None
+            parsed, understanding = _unread(item.identity), None
             unread_reason = unread_reason or "the reader returned nothing"
         arrival = item.arrival
-        with Session(self.engine) as session:
-            mail = InboundMail(
-                sha256=digest,
-                # The raw header block names the mail when the full parse could not (2,000 MIME levels deep).
-                message_id=parsed.message_id or identity.message_id,
-                folder=raw.folder,
-                uidvalidity=uidvalidity,
-                uid=raw.uid,
-                raw=raw.raw,
-                size=raw.size or len(raw.raw or b""),
-                from_address=parsed.sender_email or identity.sender_email,
-                from_name=parsed.sender_name or identity.sender_name,
-                subject=(parsed.subject or identity.subject or "")[:10_000],
-                body_text=parsed.body_text[:100_000],
-                received=arrival,
-                first_seen=now,
-                status=MailStatus.REVIEW.value,
-                kinds=MailKind.OTHER.value,
-            )
-            if unread_reason is not None:
-                mail.reason = unread_reason[:2000]
-                mail.details = json.dumps({"reasons": [], "unread": True}, ensure_ascii=False)
-                session.add(mail)
-                log.warning("message-id=%s: not read: %s", mail.message_id, unread_reason)
-                understanding = None
-            else:
-                assert understanding is not None
-                try:
-                    with session.begin_nested():
+        session = unit.session
+        if unread_reason is not None or (
+            understanding is not None
+            and understanding.status is not MailStatus.REGISTERED
+            and not understanding.bounced
+        ):
+            # No facts to record (review, ignored, unread): one plain INSERT, no ORM object.
+            return self._record_plain(unit, item, parsed, understanding, unread_reason, uidvalidity, now, report)
+        mail = InboundMail(
+            sha256=digest,
+            # The raw header block names the mail when the full parse could not (2,000 MIME levels deep).
+            message_id=parsed.message_id or item.identity.message_id,
+            folder=raw.folder,
+            uidvalidity=uidvalidity,
+            uid=raw.uid,
+            raw=raw.raw,
+            size=raw.size or len(raw.raw or b""),
+            from_address=parsed.sender_email or item.identity.sender_email,
+            from_name=parsed.sender_name or item.identity.sender_name,
+            subject=(parsed.subject or item.identity.subject or "")[:10_000],
+            body_text=parsed.body_text[:100_000],
+            received=arrival,
+            first_seen=now,
+            status=MailStatus.REVIEW.value,
+            kinds=MailKind.OTHER.value,
+        )
+        try:
+            # A savepoint per mail: what undoes this mail (a poison mail's facts, another worker's copy of it)
+            # undoes nothing else of the batch.
+            try:
+                with session.begin_nested():
+                    if unread_reason is not None:
+                        mail.reason = unread_reason[:2000]
+                        mail.details = json.dumps({"reasons": [], "unread": True}, ensure_ascii=False)
+                        session.add(mail)
+                        log.warning("message-id=%s: not read: %s", mail.message_id, unread_reason)
+                        understanding = None
+                    else:
+                        assert understanding is not None
                         self._record_understanding(session, mail, parsed, understanding, arrival, now)
-                except DBAPIError:
-                    raise  # the database itself failed: stop the pass, nothing is marked done, the next pass retries
-                except Exception as error:  # a poison mail: keep it verbatim, ask a person, go on with the next
-                    log.exception("message-id=%s: could not be processed; sent to review", mail.message_id)
+            except DBAPIError:
+                raise  # the database failed (or another worker's copy): handled below, or the pass stops
+            except Exception as error:  # a poison mail: keep it verbatim, ask a person, go on with the next
+                log.exception("message-id=%s: could not be processed; sent to review", mail.message_id)
+                with session.begin_nested():
                     mail.id = None
                     mail.status = MailStatus.REVIEW.value
                     mail.kinds = MailKind.OTHER.value
@@ -470,42 +554,101 @@ class Intake:
                     mail.reason = f"internal error while processing: {type(error).__name__}: {error}"[:2000]
                     mail.details = ""
                     session.add(mail)
-                    understanding = None
-            attempt = session.get(MailAttempt, digest)
-            if attempt is not None:
-                session.delete(attempt)
-            self._advance(session, raw.folder, uidvalidity, raw.uid)
-            try:
-                session.commit()
-            except IntegrityError:
-                # Another worker recorded the same mail between our check and our commit.
-                session.rollback()
-                report.already_recorded += 1
-                winner = session.exec(select(InboundMail).where(InboundMail.sha256 == digest)).one()
-                return winner.status
-            report.count(mail.status)
-            report.mails.append(
-                {
-                    "id": mail.id,
-                    "message_id": mail.message_id,
-                    "from": mail.from_address,
-                    "subject": mail.subject,
-                    "status": mail.status,
-                    "network": mail.network_key,
-                    "kinds": mail.kinds.split(","),
-                    "reason": mail.reason,
-                }  # fmt: skip
-            )
-            log.info(
-                "message-id=%s from=%s network=%s status=%s kinds=%s%s",
-                mail.message_id, mail.from_address, mail.network_key, mail.status, mail.kinds,
-                f" reason={mail.reason}" if mail.reason else "",
+                understanding = None
+        except IntegrityError:
+            # Another worker recorded the same mail between our look-up and our insert (PostgreSQL; on SQLite the
+            # unit's write lock keeps others out). Any other broken constraint stops the pass (nothing is lost:
+            # the next pass reads the mail again).
+            winner = session.exec(select(InboundMail.status).where(InboundMail.sha256 == digest)).first()
+            if winner is None:
+                raise
+            report.already_recorded += 1
+            unit.advance(raw.folder, uidvalidity, raw.uid)
+            unit.finish(digest, winner)
+            return winner
+        unit.advance(raw.folder, uidvalidity, raw.uid)
+        unit.finish(digest, mail.status)
+        self._recorded(report, {**mail.model_dump(), "id": mail.id}, understanding)
+        return mail.status
+
+    def _record_plain(
+        self, unit: _Unit, item: _Prepared, parsed: ParsedMail, understanding: Understanding | None,
+        unread_reason: str | None, uidvalidity: int, now: datetime, report: PassReport,
+    ) -> str:  # fmt: skip
+        """A mail with no facts: its row by one INSERT that gives way to another worker's copy of the same mail
+        (ON CONFLICT DO NOTHING on the sha256), so it needs no savepoint."""
+        raw, session = item.raw, unit.session
+        if understanding is not None and unread_reason is None:
+            status, kinds = understanding.status.value, ",".join(k.value for k in understanding.kinds)
+            reason = understanding.review_reason or ("; ".join(understanding.reasons) or None)
+            details = json.dumps(
+                apply_understanding(session, None, understanding, item.arrival, self.tz), ensure_ascii=False,
+                default=str,
             )  # fmt: skip
-            if understanding is not None and understanding.member_list is not None:
-                self._memberships.clear()
-            if mail.status == MailStatus.REGISTERED.value and understanding is not None and _changes_context(understanding):
-                self._generation += 1
-            return mail.status
+            network = understanding.network
+        else:
+            status, kinds, network = MailStatus.REVIEW.value, MailKind.OTHER.value, None
+            reason = (unread_reason or "the reader returned nothing")[:2000]
+            details = json.dumps({"reasons": [], "unread": True}, ensure_ascii=False)
+        row = {
+            "sha256": item.digest,
+            # The raw header block names the mail when the full parse could not (2,000 MIME levels deep).
+            "message_id": parsed.message_id or item.identity.message_id,
+            "folder": raw.folder,
+            "uidvalidity": uidvalidity,
+            "uid": raw.uid,
+            "raw": raw.raw,
+            "size": raw.size or len(raw.raw or b""),
+            "from_address": parsed.sender_email or item.identity.sender_email,
+            "from_name": parsed.sender_name or item.identity.sender_name,
+            "subject": (parsed.subject or item.identity.subject or "")[:10_000],
+            "body_text": parsed.body_text[:100_000],
+            "received": item.arrival,
+            "first_seen": now,
+            "status": status,
+            "kinds": kinds,
+            "network_key": network,
+            "reason": reason,
+            "details": details,
+        }
+        if unread_reason is not None:
+            log.warning("message-id=%s: not read: %s", row["message_id"], unread_reason)
+        inserted = session.connection().execute(unit.insert_mail, row).scalar()
+        unit.advance(raw.folder, uidvalidity, raw.uid)
+        if inserted is None:  # another worker recorded the same mail after our look-up (PostgreSQL)
+            winner = session.exec(select(InboundMail.status).where(InboundMail.sha256 == item.digest)).one()
+            report.already_recorded += 1
+            unit.finish(item.digest, winner)
+            return winner
+        unit.finish(item.digest, status)
+        self._recorded(report, {**row, "id": inserted}, understanding)
+        return status
+
+    def _recorded(self, report: PassReport, row: dict[str, object], understanding: Understanding | None) -> None:
+        """A mail's row is in the open transaction: the pass's report and log line."""
+        status = str(row["status"])
+        report.count(status)
+        report.mails.append(
+            {
+                "id": row["id"],
+                "message_id": row["message_id"],
+                "from": row["from_address"],
+                "subject": row["subject"],
+                "status": status,
+                "network": row["network_key"],
+                "kinds": str(row["kinds"]).split(","),
+                "reason": row["reason"],
+            }  # fmt: skip
+        )
+        log.info(
+            "message-id=%s from=%s network=%s status=%s kinds=%s%s",
+            row["message_id"], row["from_address"], row["network_key"], status, row["kinds"],
+            f" reason={row['reason']}" if row["reason"] else "",
+        )  # fmt: skip
+        if understanding is not None and understanding.member_list is not None:
+            self._memberships.clear()
+        if status == MailStatus.REGISTERED.value and understanding is not None and _changes_context(understanding):
+            self._generation += 1
 
     def _record_understanding(
         self, session: Session, mail: InboundMail, parsed: ParsedMail, understanding: Understanding,
@@ -523,17 +666,129 @@ class Intake:
             self.on_recorded(session, mail, parsed, understanding, now)
 
 
+YIELD_SECONDS = 0.15  # how long a commit leaves SQLite's write lock to a writer that waits for it
+WAITING_SECONDS = 2.0  # a writer that began to wait this recently is still waiting (it says so only once)
+
+
+class _Unit:
+    """The open transaction of a run of mails: the mails recorded, the folder's position and the receipts queued
+    are committed together, at the latest after `batch_mails` mails or `batch_seconds`, before a slow reading
+    is waited for (the reader's settle), after a suspect, and at the end. A kill loses at most the uncommitted
+    mails, which the next pass reads again; nothing is ever recorded twice (the sha256 is unique and the position
+    moves in the same transaction). On SQLite the open transaction holds the write lock: the bounds keep an
+    admin's command (and the lease's renewal) waiting for at most about a second."""
+
+    def __init__(self, engine: Engine, settings: IntakeSettings, tz: ZoneInfo) -> None:
+        self.engine = engine
+        self.session = Session(engine, expire_on_commit=False)
+        self.insert_mail = _insert_new_mail(engine)
+        self._marker = waiting_marker(engine)  # SQLite: when another writer last began to wait for the lock
+        self._checked = time.time()
+        self.batch_mails = settings.batch_mails
+        self.batch_seconds = settings.batch_seconds
+        self.ahead: dict[int, tuple[str, str | None, int | None]] = {}  # index -> (sha256, status, attempts)
+        self.counted: set[str] = set()  # mail_attempt rows inserted by this unit, not yet deleted
+        self.done: dict[str, str] = {}  # sha256 -> status of the mails recorded by this unit
+        self._finished: list[str] = []  # recorded since the last commit: their mail_attempt rows go with it
+        self._uncommitted = 0
+        self._since: float | None = None
+        self._position: tuple[str, int, int] | None = None  # (folder, uidvalidity, uid) to move to at the commit
+
+    def advance(self, folder: str, uidvalidity: int, uid: int) -> None:
+        """The folder's position moves past `uid` with the next commit."""
+        if self._position is not None and self._position[:2] == (folder, uidvalidity):
+            uid = max(uid, self._position[2])
+        self._position = (folder, uidvalidity, uid)
+
+    def finish(self, digest: str, status: str) -> None:
+        self._finished.append(digest)
+        self.done[digest] = status
+
+    def recorded(self, alone: bool = False) -> None:
+        """One more mail recorded (or passed over): commit when a bound is reached, and after a suspect."""
+        self._uncommitted += 1
+        if self._since is None:
+            self._since = time.monotonic()
+        if alone or self._uncommitted >= self.batch_mails or time.monotonic() - self._since >= self.batch_seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._position is not None:
+            folder, uidvalidity, uid = self._position
+            state = self.session.get(MailboxState, folder) or MailboxState(folder=folder)
+            if state.uidvalidity != uidvalidity:
+                state.uidvalidity, state.last_uid, state.marked_uid = uidvalidity, 0, 0
+            state.last_uid = max(state.last_uid, uid)
+            self.session.add(state)
+            self._position = None
+        if self._finished:
+            table = MailAttempt.__table__  # type: ignore[attr-defined]
+            self.session.exec(delete(table).where(table.c.sha256.in_(self._finished)))  # type: ignore[call-overload]
+        self.session.commit()
+        self.counted.difference_update(self._finished)
+        self._finished.clear()
+        self._uncommitted = 0
+        self._since = None
+        if writer_waiting(self._marker, min(self._checked, time.time() - WAITING_SECONDS)):
+            # The next mail would take SQLite's write lock again at once: leave it to the command (or the lease's
+            # renewal) that waits for it in SQLite's busy handler, which tries again every 100 ms.
+            time.sleep(YIELD_SECONDS)
+        self._checked = time.time()
+
+    def __enter__(self) -> _Unit:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        try:
+            if kind is not None:
+                self.session.rollback()
+                self._forget_counts()
+        finally:
+            self.session.close()
+
+    def _forget_counts(self) -> None:
+        """The pass stopped without the service dying (an error, a lost lease): the readings this unit counted
+        and did not finish were not cut short by a death, so their mails are not suspects at the next pass."""
+        if not self.counted:
+            return
+        table = MailAttempt.__table__  # type: ignore[attr-defined]
+        try:
+            with Session(self.engine) as session:
+                session.exec(  # type: ignore[call-overload]
+                    delete(table).where(table.c.sha256.in_(list(self.counted)), table.c.attempts == 1)
+                )
+                session.commit()
+        except SQLAlchemyError as error:  # the database is what failed: they are read alone next time, that is all
+            log.warning("could not clear %d reading counts after a stopped pass: %s", len(self.counted), error)
+
+
 @dataclass(frozen=True)
 class _Prepared:
     raw: RawMail
     digest: str
-    identity: Identity | None  # None when the mail is already recorded
+    routing: Routing | None  # None when the mail is already recorded
     arrival: datetime
     recorded: str | None = None  # the status of the mail already recorded
     unread_reason: str | None = None  # recorded unread in review (over-size, quarantined)
     generation: int = 0  # Intake._generation when its context was made
     alone: bool = False
     duplicate: bool = False  # the same bytes as a mail before it in the pass, not yet recorded when this was fetched
+
+    @cached_property
+    def identity(self) -> Identity:
+        """From, Subject and the rest read from the raw header block: only when the reader's parse lacks them."""
+        return read_identity(self.raw.raw if self.raw.raw is not None else self.raw.header)
+
+
+def _insert_new_mail(engine: Engine):  # type: ignore[no-untyped-def]
+    """INSERT INTO inbound_mail ... ON CONFLICT (sha256) DO NOTHING RETURNING id, in the engine's dialect (made
+    once per unit: SQLAlchemy then compiles it once)."""
+    table = InboundMail.__table__  # type: ignore[attr-defined]
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["sha256"]).returning(table.c.id)
 
 
 def _unread(identity: Identity) -> ParsedMail:
@@ -580,11 +835,13 @@ def _arrival(sent: datetime | None, raw: RawMail, now: datetime) -> datetime:
 
 
 def apply_understanding(
-    session: Session, mail: InboundMail, understanding: Understanding, arrival: datetime, tz: ZoneInfo
+    session: Session, mail: InboundMail | None, understanding: Understanding, arrival: datetime, tz: ZoneInfo
 ) -> dict[str, object]:
-    """Record the facts of a registered mail; returns what was recorded (for the receipt and the audit trail)."""
+    """Record the facts of a registered mail; returns what was recorded (for the receipt and the audit trail).
+    `mail` None: a mail with no facts (not registered, no bounces), whose row is not written yet."""
     details: dict[str, object] = {"reasons": list(understanding.reasons), "sender": understanding.sender}
     if understanding.bounced:
+        assert mail is not None
         for address in understanding.bounced:
             record.bounce(session, address, arrival, mail.id or 0)
         details["bounced"] = list(understanding.bounced)
@@ -595,6 +852,7 @@ def apply_understanding(
     if understanding.status is not MailStatus.REGISTERED or understanding.network is None:
         return details
     key = understanding.network
+    assert mail is not None
     mail_id = mail.id or 0
     if understanding.member_list is not None:
         members = [

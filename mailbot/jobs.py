@@ -57,7 +57,8 @@ def bouncing_addresses(session: Session) -> set[str]:
 def receipt_hook(
     rt: Runtime, refused: Counter[str] | None = None
 ) -> Callable[[Session, InboundMail, ParsedMail, Understanding, datetime], None]:
-    """Queue the receipt of a registered mail in the mail's own transaction (so it is planned exactly once).
+    """Queue the receipt of a registered mail in the transaction that records the mail (so it is planned exactly
+    once).
     `refused` counts why registered mails got none (receipt_refusal's reasons), for a pass's summary."""
     settings = rt.settings
 
@@ -162,10 +163,11 @@ def poll(
     """One intake pass, then the receipts it queued are sent. Raises SourceError when the mailbox fails
     (after counting the failure and, after N in a row, queueing one alert to the admin).
 
-    `check_lease` (the worker's) runs after each mail, before sending and between sends; it renews the lease
-    when due and raises (lease.LeaseLost) when this process can no longer be sure it is the active worker,
-    which stops the pass between two mails. Every mail is its own transaction, so the next pass (this
-    worker's or the standby's) resumes exactly there."""
+    `check_lease` (the worker's) runs after each mail, before sending and between sends; it raises
+    (lease.LeaseLost) when this process can no longer be sure it is the active worker, which stops the pass
+    between two mails (the worker's heartbeat renews the lease meanwhile, from its own thread). The mails
+    recorded since the last commit are rolled back and the next pass (this worker's or the standby's) reads
+    them again."""
     # Here, not at the top: the intake (IMAP client, MIME and document parsers) is not needed to send reminders.
     from mailbot.intake import Intake, record_failure
     from mailbot.sources import SourceError, open_source

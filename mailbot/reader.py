@@ -21,6 +21,7 @@ with no other in flight, so that a mail that kills the service is never blamed o
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ import resource
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -76,15 +77,27 @@ def read_mail(job: ReadJob) -> Outcome:
         return Outcome(None, None, f"internal error while processing: {type(error).__name__}: {error}"[:2000])
 
 
+# Called by `read_many` when the caller may settle what it has done so far (the intake commits its open
+# transaction): before it waits for a reading longer than SETTLE_AFTER seconds, and before a job read alone.
+Settle = Callable[[], None]
+SETTLE_AFTER = 0.2
+
+
 class Reader(Protocol):
-    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]: ...
+    def read_many(
+        self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
+    ) -> Iterator[tuple[T, Outcome | None]]: ...
 
 
 class InProcessReader:
     """No budget: for pure unit tests only (the intake of `mailbot poll`/`run`/`demo` uses BudgetedReader)."""
 
-    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]:
+    def read_many(
+        self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
+    ) -> Iterator[tuple[T, Outcome | None]]:
         for tag, job in items:
+            if job is not None and job.alone and settle is not None:
+                settle()
             yield tag, (read_mail(job) if job is not None else None)
 
 
@@ -97,15 +110,40 @@ def _limit_memory(memory_bytes: int) -> None:
         pass
 
 
+# The parts of a job's Context that stay the same from one mail to the next (the configuration, the lists in force,
+# the planned meetings): sent to a worker only when they differ from what that worker was sent last. Compared by
+# identity: the intake builds each of them once and does not change it after.
+_SHARED = ("registry", "municipalities", "memberships", "networks_with_list", "authentication", "meetings")
+
+
+def _pack(job: ReadJob, sent: dict[str, object]) -> tuple[ReadJob, dict[str, object]]:
+    """The job without its shared context parts, and those that changed since `sent` (updated)."""
+    context = job.context
+    changed = {}
+    for name in _SHARED:
+        value = getattr(context, name)
+        if sent.get(name) is not value:
+            changed[name] = sent[name] = value
+    light = dataclasses.replace(context, **dict.fromkeys(_SHARED))  # type: ignore[arg-type]
+    return dataclasses.replace(job, context=light), changed
+
+
+def _unpack(message: tuple[ReadJob, dict[str, object]], shared: dict[str, object]) -> ReadJob:
+    job, changed = message
+    shared.update(changed)
+    return dataclasses.replace(job, context=dataclasses.replace(job.context, **shared))  # type: ignore[arg-type]
+
+
 def _serve(connection: Connection, memory_bytes: int) -> None:
     """The worker process: read jobs until the main process goes away (EOF, also when it was SIGKILLed)."""
     _limit_memory(memory_bytes)
     # A library's own warnings (pypdf's "EOF marker not found") must not reach stderr bare: the main process's logs
     # are the record, and the reader already turns what it could not read into a reason.
     logging.getLogger().addHandler(logging.NullHandler())
+    shared: dict[str, object] = {}  # the shared context parts as last sent (see _pack)
     while True:
         try:
-            job = connection.recv()
+            job = _unpack(connection.recv(), shared)
         except MemoryError:  # the job itself did not fit in the budget
             outcome = Outcome(None, None, "memory")
         except (EOFError, OSError):
@@ -125,6 +163,7 @@ def _serve(connection: Connection, memory_bytes: int) -> None:
 class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
         parent, child = context.Pipe()
+        self.sent: dict[str, object] = {}  # the shared context parts this worker holds (see _pack)
         self.process = context.Process(target=_serve, args=(child, memory_bytes), name="mailbot-reader", daemon=True)
         self.process.start()
         child.close()
@@ -181,19 +220,21 @@ class BudgetedReader:
     def _submit(self, job: ReadJob) -> _Worker:
         worker = self._worker()
         try:
-            worker.connection.send(job)
+            worker.connection.send(_pack(job, worker.sent))
         except (OSError, ValueError):  # a worker that died while idle: one fresh try
             worker.stop()
             worker = _Worker(self._context, self.memory_mb * 1024 * 1024)
-            worker.connection.send(job)
+            worker.connection.send(_pack(job, worker.sent))
         return worker
 
-    def _result(self, pending: _Pending[T]) -> Outcome | None:
+    def _result(self, pending: _Pending[T], settle: Settle | None = None) -> Outcome | None:
         worker = pending.worker
         if worker is None:
             return None
-        remaining = pending.started + self.timeout_seconds - time.monotonic()
         elapsed = lambda: time.monotonic() - pending.started  # noqa: E731
+        if settle is not None and not worker.connection.poll(SETTLE_AFTER):
+            settle()  # a slow mail: what was done before it does not wait for it
+        remaining = pending.started + self.timeout_seconds - time.monotonic()
         if not worker.connection.poll(max(remaining, 0)):
             worker.stop()
             self.replaced += 1
@@ -219,12 +260,20 @@ class BudgetedReader:
                 f"(reader.memory_mb = {self.memory_mb}); kept verbatim, not read",
                 elapsed(),
             )
-        self._idle.append(worker)
+        if outcome.failure == "memory":
+            # Past its memory budget, perhaps while it received the job (its shared context parts then differ from
+            # what `sent` says): not reused.
+            worker.stop()
+            self.replaced += 1
+        else:
+            self._idle.append(worker)
         if outcome.failure is not None:
             return Outcome(None, None, self._reason(outcome.failure), elapsed())
         return Outcome(outcome.parsed, outcome.understanding, None, elapsed())
 
-    def read_many(self, items: Iterable[tuple[T, ReadJob | None]]) -> Iterator[tuple[T, Outcome | None]]:
+    def read_many(
+        self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
+    ) -> Iterator[tuple[T, Outcome | None]]:
         queue: deque[_Pending[T]] = deque()
         source = iter(items)
         exhausted = False
@@ -243,6 +292,8 @@ class BudgetedReader:
                     if job is not None and job.alone and in_flight:
                         break  # after the jobs in flight are done
                     waiting = None
+                    if job is not None and job.alone and settle is not None:
+                        settle()  # everything before a suspect is settled before it is read
                     worker = self._submit(job) if job is not None else None
                     queue.append(_Pending(tag, worker, time.monotonic(), job is not None and job.alone))
                     in_flight += worker is not None
@@ -252,7 +303,7 @@ class BudgetedReader:
                 pending = queue.popleft()
                 in_flight -= pending.worker is not None
                 alone -= pending.alone
-                yield pending.tag, self._result(pending)
+                yield pending.tag, self._result(pending, settle)
         finally:
             for pending in queue:  # the caller stopped early (an error): workers with a job are not reusable
                 if pending.worker is not None:

@@ -215,6 +215,17 @@ class ReaderSettings(BaseModel):
     workers: int = Field(0, ge=0, le=64)  # worker processes reading mails in parallel; 0: one per core
 
 
+class IntakeSettings(BaseModel):
+    """`[intake]`: how the mails of a pass are recorded. One transaction per run of mails, committed after
+    `batch_mails` mails or `batch_seconds` (whichever comes first), before a slow mail is waited for, and at the
+    end: a kill loses at most one uncommitted run (read again by the next pass, never recorded twice). On SQLite
+    the open transaction holds the write lock, so `batch_seconds` is also about how long an admin's command may
+    wait for the worker."""
+
+    batch_mails: int = Field(200, ge=1, le=10_000)
+    batch_seconds: float = Field(1.0, gt=0, le=60)
+
+
 class PublicationSettings(BaseModel):
     """`[publication]`: the public site of the minutes (`registry publish`, and the worker after new minutes)."""
 
@@ -266,6 +277,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     logging: LoggingSettings = LoggingSettings()
     reader: ReaderSettings = ReaderSettings()
+    intake: IntakeSettings = IntakeSettings()
     publication: PublicationSettings = PublicationSettings()
     config_dir: Path | None = None  # networks.toml and municipalities.toml; default: the bundled config/
     maildir: Path | None = None  # read a local Maildir instead of IMAP (the embedded default)

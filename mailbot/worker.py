@@ -7,8 +7,10 @@ Every `mailbot run` against the same database runs the same two jobs; the lease 
 
 1. `heartbeat`, every L/4: take or renew the lease row "worker" (registry/lease.py) until now + L. The active
    worker renews it; a standby reads it, and once it has expired takes it over and starts a poll at once (it
-   does not wait for its own poll tick). During a pass the pass renews the lease itself, between two mails
-   (`keep_lease`): on SQLite a commit from another thread would break the pass's open transaction.
+   does not wait for its own poll tick). It renews the lease during a pass too, from its own thread: on SQLite
+   it waits for the pass's next commit (every transaction takes the write lock at BEGIN IMMEDIATE, and the
+   intake commits at least every `intake.batch_seconds` and before it waits for a slow mail), so a pass of any
+   length, and a single slow mail, keep the lease.
 2. `poll_tick`, every P: if this worker holds the lease, one intake pass and the receipts it queued
    (jobs.poll), the dead-man's ping (mailbot/monitoring.py), then the day's reminders when they are due: the
    first tick at or after `remind_hour` on a working day whose reminder run has not succeeded yet, so a worker
@@ -26,7 +28,8 @@ interval (for P of at least 12.5 s; below that the 10 s floor of L rules). Measu
 see benchmarks/failover.py and the README. The active worker trusts its lease only until 0.75 L after its
 last renewal, so one whose renewals stall stops L/4 before a standby may start; that quarter of L is also
 the clock skew the machines may have. A single mail that takes longer than 0.75 L to process would let the
-standby in: the unique sha256 of each mail and the outbox's claims keep even that from doing anything twice.
+standby in, were it not renewed from the heartbeat's thread; the unique sha256 of each mail and the outbox's
+claims would keep even that from doing anything twice.
 """
 
 from __future__ import annotations
@@ -91,9 +94,10 @@ class Worker:
             log.info("took over %d mails a previous worker left in 'sending'", taken)
 
     def heartbeat(self) -> bool:
-        """Take or renew the lease between passes; on a takeover, poll at once."""
+        """Take or renew the lease; on a takeover, poll at once. During a pass (which only checks the lease,
+        `check_lease`) the renewal is all it does."""
         if not self._working.acquire(blocking=False):
-            return True  # a pass is running and renews the lease itself (see keep_lease)
+            return self._renew()
         try:
             was_active = lease.still_held(LEASE)
             held = self._renew()
@@ -104,13 +108,17 @@ class Worker:
             self._working.release()
 
     def keep_lease(self) -> None:
-        """Between two mails of a pass: renew the lease when a quarter of it has passed, and raise LeaseLost
-        if this worker can no longer be sure it holds it.
-
-        The pass renews its own lease, from its own thread, because on SQLite a commit from another thread
-        would make the pass's open read-then-write transaction fail ("database is locked")."""
+        """Between two steps of the work after a pass (publication, reminders): renew the lease when a quarter of
+        it has passed, and raise LeaseLost if this worker can no longer be sure it holds it."""
         if time.monotonic() >= self._renew_at:
             self._renew()
+        lease.ensure_held(LEASE)
+
+    @staticmethod
+    def check_lease() -> None:
+        """Between two mails of a pass and around each send: raise LeaseLost if this worker can no longer be sure
+        it holds the lease. No database call: the pass may hold an open transaction (on SQLite the write lock),
+        and the heartbeat renews the lease from its own thread meanwhile."""
         lease.ensure_held(LEASE)
 
     def poll_tick(self) -> None:
@@ -132,7 +140,7 @@ class Worker:
     def _poll_and_remind(self) -> None:
         monitor = self.rt.settings.monitoring
         try:
-            result = jobs.poll(self.rt, datetime.now(UTC), check_lease=self.keep_lease)
+            result = jobs.poll(self.rt, datetime.now(UTC), check_lease=self.check_lease)
         except lease.LeaseLost as error:
             log.warning("poll stopped: %s", error)  # the standby that took over carries on
             return

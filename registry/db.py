@@ -63,6 +63,22 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        marker = waiting_marker(engine)
+
+        def _begin_at_once(connection, timeout_ms: int) -> bool:  # type: ignore[no-untyped-def]
+            """BEGIN IMMEDIATE without waiting; when another process holds the write lock, say that a writer
+            waits (the marker's mtime) and return False: the caller then waits as usual."""
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return True
+            except OperationalError as error:
+                if not _is_sqlite_busy(error):
+                    raise
+                _touch(marker)
+                return False
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_ms)}")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -81,6 +97,8 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
             if connection.get_execution_options().get(READ_ONLY):
                 connection.exec_driver_sql("BEGIN")
                 return
+            if marker is not None and _begin_at_once(connection, busy_timeout_ms):
+                return
             for attempt in range(1, BEGIN_ATTEMPTS + 1):
                 try:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -88,11 +106,42 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
                 except OperationalError as error:
                     if attempt == BEGIN_ATTEMPTS or not _is_sqlite_busy(error):
                         raise
+                    _touch(marker)
                     log.warning("database %s: another process has been writing for %d ms, waiting again (%d/%d)",
                                 path, busy_timeout_ms, attempt, BEGIN_ATTEMPTS - 1)  # fmt: skip
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def waiting_marker(engine: Engine) -> Path | None:
+    """SQLite: the file whose mtime says when a transaction last found the write lock taken and began to wait
+    (beside the database's -wal and -shm files). A long writer (the intake's batches) looks at it when it commits
+    and leaves the lock free for a moment when someone waits. None for PostgreSQL and in-memory databases."""
+    if engine.dialect.name != "sqlite":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:":
+        return None
+    return Path(path).expanduser().with_name(Path(path).name + "-waiting")
+
+
+def _touch(marker: Path | None) -> None:
+    if marker is not None:
+        try:
+            marker.touch()
+        except OSError:
+            pass  # a read-only folder: the holder just does not know that someone waits
+
+
+def writer_waiting(marker: Path | None, since: float) -> bool:
+    """Whether a writer began to wait for the write lock after `since` (a time.time() value)."""
+    if marker is None:
+        return False
+    try:
+        return marker.stat().st_mtime >= since
+    except OSError:
+        return False
 
 
 def head_revision() -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -308,11 +309,8 @@ def test_standby_takes_over_a_killed_worker_and_everything_happens_once(
 # --- the pieces, in-process -------------------------------------------------------------------------
 
 
-def test_a_worker_whose_lease_was_taken_over_stops_between_two_mails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def failover_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mails: int, **intake: object):  # type: ignore[no-untyped-def]
     from mailbot.worker import Worker
-    from registry import lease
     from registry.runtime import Runtime
 
     monkeypatch.chdir(tmp_path)
@@ -321,30 +319,78 @@ def test_a_worker_whose_lease_was_taken_over_stops_between_two_mails(
     maildir = tmp_path / "Maildir"
     for folder in ("cur", "new", "tmp"):
         (maildir / folder).mkdir(parents=True)
-    for index, raw in enumerate(failover_mails(10, 0, datetime.now(TZ))):
+    for index, raw in enumerate(failover_mails(mails, 0, datetime.now(TZ))):
         (maildir / "new" / f"{index}.eml").write_bytes(raw)
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-    worker = Worker(Runtime(config_path=None, overrides={"maildir": str(maildir), "database": {"url": url},
-                                                         "smtp": {"directory": str(tmp_path / "outbox")}}))  # fmt: skip
+    return Worker(Runtime(config_path=None, overrides={"maildir": str(maildir), "database": {"url": url},
+                                                       "smtp": {"directory": str(tmp_path / "outbox")},
+                                                       "intake": intake}))  # fmt: skip
+
+
+def test_a_worker_whose_lease_was_taken_over_stops_between_two_mails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from registry import lease
+
+    worker = failover_worker(tmp_path, monkeypatch, 10, batch_mails=2)
     calls = 0
-    keep = worker.keep_lease
+    check = worker.check_lease
 
     def taken_over_after_three_mails() -> None:
         nonlocal calls
         calls += 1
-        if calls == 3:  # a standby took over (our lease had lapsed): the next renewal finds it
-            with worker.rt.engine().begin() as connection:
-                connection.execute(text("UPDATE worker_lease SET holder = 'standby:1:x'"))
-            worker._renew_at = 0.0
-        keep()
+        if calls == 3:  # the heartbeat's renewal found a standby holding the lease: this worker trusts it no more
+            lease._trusted_until.pop(("worker", lease.HOLDER), None)
+        check()
 
-    monkeypatch.setattr(worker, "keep_lease", taken_over_after_three_mails)
+    monkeypatch.setattr(worker, "check_lease", taken_over_after_three_mails)
     with caplog.at_level(logging.INFO):
         worker.poll_tick()
-    assert scalar(worker.rt.engine(), "SELECT count(*) FROM inbound_mail") == 3
+    # Three mails were recorded when the lease was lost; in runs of at most two mails per transaction, what was
+    # not committed yet (at most one run) is rolled back, and the standby reads it again.
+    assert scalar(worker.rt.engine(), "SELECT count(*) FROM inbound_mail") in (2, 3)
+    assert scalar(worker.rt.engine(), "SELECT count(*) FROM mail_attempt") == 0, "no mail left counted as a suspect"
     assert scalar(worker.rt.engine(), "SELECT count(*) FROM outbound_mail WHERE state = 'sent'") == 0
     assert "poll stopped: lease worker: no longer held" in caplog.text
     assert not lease.still_held("worker")
+
+
+def test_the_heartbeat_renews_the_lease_while_a_pass_holds_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass does not renew its lease (on SQLite it holds the write lock between commits); the heartbeat does,
+    from its own thread: a renewal asked for during the pass waits for the pass's next commit and succeeds (it
+    neither fails on the lock nor blocks the pass). Here a heartbeat runs after every mail."""
+    import threading
+
+    from registry import lease
+
+    worker = failover_worker(tmp_path, monkeypatch, 12, batch_mails=4)
+    renewals: list[float] = []
+    check = worker.check_lease
+    before = {"expires": None}
+
+    def heartbeat_meanwhile() -> None:
+        if before["expires"] is None:  # the lease as the pass started (read without waiting for the write lock)
+            before["expires"] = expires()
+        beat = threading.Thread(target=lambda: renewals.append(float(worker.heartbeat())))
+        beat.start()
+        beat.join(0.05)  # the pass's transaction is open: the renewal waits for the next commit
+        check()
+
+    def expires() -> object:
+        with sqlite3.connect(tmp_path / "registry.sqlite3") as connection:
+            return connection.execute("SELECT expires_at FROM worker_lease").fetchone()[0]
+
+    monkeypatch.setattr(worker, "check_lease", heartbeat_meanwhile)
+    worker.poll_tick()
+    deadline = time.monotonic() + 60
+    while len(renewals) < 12 and time.monotonic() < deadline:  # one after each mail (and around each send)
+        time.sleep(0.05)
+    assert scalar(worker.rt.engine(), "SELECT count(*) FROM inbound_mail") == 12
+    assert len(renewals) >= 12 and set(renewals) == {1.0}, "every renewal made during the pass held the lease"
+    assert before["expires"] is not None and expires() > before["expires"], "renewed during the pass"
+    assert lease.still_held("worker")
 
 
 @pytest.mark.parametrize(

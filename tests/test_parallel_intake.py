@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
+from test_reader_budget import small_mail
+from test_reexamine import NEW, mail, skis_list
 
 from mailbot.intake import Intake, PassReport
 from mailbot.reader import BudgetedReader, ReadJob, _Worker
@@ -20,8 +22,6 @@ from registry.db import open_registry
 from registry.models import InboundMail, MailboxState
 from registry.models_ops import MailAttempt
 from registry.paths import config_dir
-from test_reader_budget import small_mail
-from test_reexamine import NEW, mail, skis_list
 
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -39,8 +39,8 @@ class CountingReader(BudgetedReader):
         self._busy += 1
         return super()._submit(job)
 
-    def _result(self, pending):  # type: ignore[no-untyped-def]
-        outcome = super()._result(pending)
+    def _result(self, pending, settle=None):  # type: ignore[no-untyped-def]
+        outcome = super()._result(pending, settle)
         self._busy -= pending.worker is not None
         return outcome
 
@@ -124,3 +124,50 @@ def test_the_same_mail_twice_in_one_window_is_recorded_once(database_url: str) -
     finally:
         reader.close()
         engine.dispose()
+
+
+def test_the_shared_context_goes_to_a_worker_once_and_again_when_it_changes(context: Context) -> None:
+    """The configuration, the lists in force and the meetings are sent to a worker only when they differ from what
+    it holds; what the worker rebuilds is the context the job was made with."""
+    import dataclasses
+    import pickle
+
+    from mailbot.reader import _pack, _unpack
+
+    now = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+    sent: dict[str, object] = {}
+    shared: dict[str, object] = {}
+    first = ReadJob(small_mail(1), context, now)
+    message = _pack(first, sent)
+    full = len(pickle.dumps(message))
+    assert set(message[1]) >= {"registry", "municipalities", "authentication"}
+    assert same(_unpack(pickle.loads(pickle.dumps(message)), shared), first)
+
+    second = ReadJob(small_mail(2), dataclasses.replace(context, own_networks={"<x@y>": "skis"}), now)
+    message = _pack(second, sent)
+    assert message[1] == {}, "nothing shared changed"
+    assert len(pickle.dumps(message)) < full / 3
+    assert same(_unpack(pickle.loads(pickle.dumps(message)), shared), second)
+
+    meetings = {"skis": ()}
+    third = ReadJob(small_mail(3), dataclasses.replace(context, meetings=meetings), now)
+    message = _pack(third, sent)
+    assert message[1] == {"meetings": meetings}
+    assert same(_unpack(pickle.loads(pickle.dumps(message)), shared), third)
+
+
+def same(rebuilt: ReadJob, job: ReadJob) -> bool:
+    """Field by field; the configuration objects (no __eq__ of their own) by what they hold."""
+    import dataclasses
+
+    for field in dataclasses.fields(Context):
+        a, b = getattr(rebuilt.context, field.name), getattr(job.context, field.name)
+        if field.name == "registry":
+            if [(n.key, n.name) for n in a.networks] != [(n.key, n.name) for n in b.networks]:
+                return False
+        elif field.name == "municipalities":
+            if (a.names, a.federation_domains) != (b.names, b.federation_domains):
+                return False
+        elif a != b:
+            return False
+    return (rebuilt.raw, rebuilt.arrival, rebuilt.alone) == (job.raw, job.arrival, job.alone)

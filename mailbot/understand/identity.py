@@ -81,3 +81,36 @@ def read_identity(raw: bytes | None) -> Identity:
     except Exception:  # noqa: BLE001  (the promise: an identity, never an error; what was read so far stands)
         pass
     return Identity(message_id, sender_name, sender_email, subject, date, in_reply_to, references)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What the intake's main process needs of a mail before it is read (its context: the day's lists in force,
+    the Message-IDs it refers to), without decoding From or Subject: the reader does that, and `read_identity`
+    when a mail cannot be read."""
+
+    message_id: str | None
+    date: datetime | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+def read_routing(raw: bytes | None) -> Routing:
+    """Message-ID, Date and references of `raw`; like `read_identity`, never raises."""
+    fields = _fields(header_block(raw or b""))
+    message_id = in_reply_to = date = None
+    references: tuple[str, ...] = ()
+    try:
+        if "message-id" in fields:
+            ids = _message_ids(fields["message-id"])
+            message_id = ids[0][:998] if ids else None
+        if "in-reply-to" in fields:
+            ids = _message_ids(fields["in-reply-to"])
+            in_reply_to = ids[0][:998] if ids else None
+        if "references" in fields:
+            references = tuple(item[:998] for item in _message_ids(fields["references"])[:100])
+        if "date" in fields:
+            date = _mail_date(fields["date"], [])
+    except Exception:  # noqa: BLE001  (as read_identity: what was read so far stands)
+        pass
+    return Routing(message_id, date, in_reply_to, references)
