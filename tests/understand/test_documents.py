@@ -6,6 +6,7 @@ No fixtures on disk: each test makes the file it needs, so a reader sees exactly
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,66 @@ def test_docx_tables_are_read_as_rows_of_cells():
 )
 def test_files_without_tables_have_no_table_rows(filename, payload):
     assert read_table_rows(attachment(filename, payload)) is None
+
+
+# --- PDFium first, pypdf behind it (issue 14) ----------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
+
+
+def test_pdfium_and_pypdf_read_the_same_minutes_text():
+    from mailbot.understand.documents import _pdfium_text, _pypdf_text
+
+    payload = pdf_bytes(MINUTES_LINES)
+    assert _pdfium_text(payload) == _pypdf_text(payload) == ("\n".join(MINUTES_LINES), None)
+
+
+def test_a_hyphen_ending_a_line_is_kept_with_its_line_break():
+    """PDFium marks it U+FFFE and drops the break; the text must read as pypdf reads it ("vård-" / "och omsorg")."""
+    from mailbot.understand.decode import parse_mail
+
+    mail = parse_mail((CORPUS / "blind" / "b2" / "b2_019_delrapport-vux.eml").read_bytes())
+    (pdf,) = [a for a in mail.attachments if a.filename.endswith(".pdf")]
+    text, problem = extract_text(pdf)
+
+    assert problem is None
+    assert "kursplanering för vård-\noch omsorg" in text
+    assert "\ufffe" not in text
+
+
+def test_pdf_text_without_pypdfium2_installed_is_read_by_pypdf(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # import pypdfium2 raises ImportError
+
+    text, problem = extract_text(attachment("protokoll.pdf", pdf_bytes(MINUTES_LINES)))
+
+    assert problem is None
+    assert text == "\n".join(MINUTES_LINES)
+
+
+def test_a_pdf_pdfium_cannot_open_is_read_by_pypdf(monkeypatch):
+    import pypdfium2
+
+    def refuse(*args, **kwargs):
+        raise pypdfium2.PdfiumError("Failed to load document (PDFium: Data format error).", err_code=3)
+
+    monkeypatch.setattr(pypdfium2, "PdfDocument", refuse)
+    text, problem = extract_text(attachment("protokoll.pdf", pdf_bytes(MINUTES_LINES)))
+
+    assert problem is None
+    assert "Närvarande:" in text
+
+
+def test_pdf_pages_past_the_cap_are_not_read(monkeypatch):
+    import mailbot.understand.documents as documents
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for number in range(1, 6):
+        pdf.add_page()
+        pdf.cell(0, 8, f"Sida {number}")
+    monkeypatch.setattr(documents, "MAX_PDF_PAGES", 3)
+
+    text, problem = extract_text(attachment("protokoll.pdf", bytes(pdf.output())))
+
+    assert problem is None
+    assert text.split() == ["Sida", "1", "Sida", "2", "Sida", "3"]
