@@ -280,6 +280,8 @@ class Intake:
         by them (their contexts are read in the same transaction)."""
         self._reading.clear()
         self._meetings.clear()
+        # What an earlier call read in a transaction that was rolled back (a pass stopped) is not the registry's.
+        self._memberships.clear()
         raws = list(raws)
         lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
         with _Unit(self.engine, self.settings.intake, self.tz) as unit:
@@ -568,7 +570,7 @@ class Intake:
             return winner
         unit.advance(raw.folder, uidvalidity, raw.uid)
         unit.finish(digest, mail.status)
-        self._recorded(report, {**mail.model_dump(), "id": mail.id}, understanding)
+        self._recorded(unit, report, {**mail.model_dump(), "id": mail.id}, understanding)
         return mail.status
 
     def _record_plain(
@@ -621,11 +623,14 @@ class Intake:
             unit.finish(item.digest, winner)
             return winner
         unit.finish(item.digest, status)
-        self._recorded(report, {**row, "id": inserted}, understanding)
+        self._recorded(unit, report, {**row, "id": inserted}, understanding)
         return status
 
-    def _recorded(self, report: PassReport, row: dict[str, object], understanding: Understanding | None) -> None:
-        """A mail's row is in the open transaction: the pass's report and log line."""
+    def _recorded(
+        self, unit: _Unit, report: PassReport, row: dict[str, object], understanding: Understanding | None
+    ) -> None:
+        """A mail's row is in the open transaction: the pass's report, and its log line once the transaction is
+        committed (a line never tells of a mail that a kill or a stopped pass left unrecorded)."""
         status = str(row["status"])
         report.count(status)
         report.mails.append(
@@ -640,11 +645,13 @@ class Intake:
                 "reason": row["reason"],
             }  # fmt: skip
         )
-        log.info(
-            "message-id=%s from=%s network=%s status=%s kinds=%s%s",
-            row["message_id"], row["from_address"], row["network_key"], status, row["kinds"],
-            f" reason={row['reason']}" if row["reason"] else "",
-        )  # fmt: skip
+        unit.lines.append(
+            (
+                "message-id=%s from=%s network=%s status=%s kinds=%s%s",
+                (row["message_id"], row["from_address"], row["network_key"], status, row["kinds"],
+                 f" reason={row['reason']}" if row["reason"] else ""),
+            )  # fmt: skip
+        )
         if understanding is not None and understanding.member_list is not None:
             self._memberships.clear()
         if status == MailStatus.REGISTERED.value and understanding is not None and _changes_context(understanding):
@@ -690,6 +697,7 @@ class _Unit:
         self.counted: set[str] = set()  # mail_attempt rows inserted by this unit, not yet deleted
         self.done: dict[str, str] = {}  # sha256 -> status of the mails recorded by this unit
         self._finished: list[str] = []  # recorded since the last commit: their mail_attempt rows go with it
+        self.lines: list[tuple[str, tuple[object, ...]]] = []  # the log lines of those mails, written once committed
         self._uncommitted = 0
         self._since: float | None = None
         self._position: tuple[str, int, int] | None = None  # (folder, uidvalidity, uid) to move to at the commit
@@ -725,6 +733,9 @@ class _Unit:
             table = MailAttempt.__table__  # type: ignore[attr-defined]
             self.session.exec(delete(table).where(table.c.sha256.in_(self._finished)))  # type: ignore[call-overload]
         self.session.commit()
+        for message, args in self.lines:
+            log.info(message, *args)
+        self.lines.clear()
         self.counted.difference_update(self._finished)
         self._finished.clear()
         self._uncommitted = 0
@@ -742,6 +753,9 @@ class _Unit:
         try:
             if kind is not None:
                 self.session.rollback()
+                if self.lines:
+                    log.warning("%d mails read in this pass were not recorded (it stopped before their commit): "
+                                "the next pass reads them again", len(self.lines))  # fmt: skip
                 self._forget_counts()
         finally:
             self.session.close()
