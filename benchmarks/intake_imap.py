@@ -91,6 +91,18 @@ def _sample(pid: int) -> tuple[int, float]:
     return rss_pages * (os.sysconf("SC_PAGE_SIZE") // 1024), (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _role(pid: int, main: int) -> str:
+    """What a process of the measured tree is: the command itself, the reader's forkserver (a child of the
+    command), or a reader (a child of the forkserver)."""
+    if pid == main:
+        return "main"
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return "gone"
+    return "forkserver" if parent == main else "reader"
+
+
 def _measure_main(argv: list[str]) -> None:
     import threading
 
@@ -99,18 +111,23 @@ def _measure_main(argv: list[str]) -> None:
     done = threading.Event()
     peak_tree = peak_pss = 0
     cpu_seen: dict[int, float] = {}  # the last CPU seconds sampled of each process of the tree
+    at_peak: list[tuple[str, int, int]] = []  # (role, RSS KiB, PSS KiB) of each process when the PSS peaked
 
     def sample() -> None:
-        nonlocal peak_tree, peak_pss
+        nonlocal peak_tree, peak_pss, at_peak
         while not done.is_set():
             total = pss = 0
+            parts = []
             for pid in _tree(process.pid):
                 rss, cpu = _sample(pid)
+                share = _pss(pid)
                 total += rss
-                pss += _pss(pid)
+                pss += share
+                parts.append((_role(pid, process.pid), rss, share))
                 cpu_seen[pid] = max(cpu_seen.get(pid, 0.0), cpu)
             peak_tree = max(peak_tree, total)
-            peak_pss = max(peak_pss, pss)
+            if pss > peak_pss:
+                peak_pss, at_peak = pss, parts
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -128,6 +145,7 @@ def _measure_main(argv: list[str]) -> None:
         "rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux: the largest single process
         "tree_rss_mib": peak_tree / 1024,  # summed VmRSS of the tree, sampled every 50 ms
         "tree_pss_mib": peak_pss / 1024,  # summed PSS of the tree (shared pages counted once), same samples
+        "at_peak": [[role, rss / 1024, pss / 1024] for role, rss, pss in at_peak],  # MiB per process
         # CPU: rusage counts the descendants that were reaped; the sampled sum also sees a worker that was not
         # (each process's last sample, so up to 50 ms short per process). The larger is reported.
         "cpu_seconds": max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values())),
@@ -281,6 +299,8 @@ def main() -> None:
               f"CPU {poll['cpu_seconds']:7.2f} s  peak RSS {poll['rss_mib']:7.1f} MiB (largest process), "
               f"{poll['tree_rss_mib']:.1f} MiB (process tree, summed RSS), {poll['tree_pss_mib']:.1f} MiB "
               f"(process tree, summed PSS)")  # fmt: skip
+        print("  at the PSS peak: " + ", ".join(f"{role} {rss:.0f} MiB RSS / {pss:.0f} MiB PSS"
+                                                for role, rss, pss in poll["at_peak"]))  # fmt: skip
         print(f"  ratio mailbot/bare: {poll['seconds'] / bare['seconds']:.1f}x time, {poll['rss_mib'] / bare['rss_mib']:.1f}x RSS; "
               f"{args.count / poll['seconds']:.0f} mails/s; \\Seen set on {seen} mails; "
               f"CPU rusage {poll['cpu_rusage']:.2f} s, sampled {poll['cpu_sampled']:.2f} s (main process "

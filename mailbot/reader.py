@@ -26,10 +26,12 @@ import logging
 import multiprocessing
 import os
 import resource
+import sys
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -160,12 +162,31 @@ def _serve(connection: Connection, memory_bytes: int) -> None:
             return
 
 
+@contextmanager
+def _parent_main_hidden() -> Iterator[None]:
+    """multiprocessing prepares each new worker by importing the parent's __main__ again (a function it is to run
+    might be defined there). The worker runs `_serve`, which lives here; the parent's __main__ is the `mailbot`
+    console script, whose import of the CLI would load SQLAlchemy, SQLModel, typer and rich into every reader
+    (about 30 MB each, never used). While a worker starts, __main__ names neither a file nor a module."""
+    main = sys.modules["__main__"]
+    file = main.__dict__.pop("__file__", None)
+    spec = main.__dict__.get("__spec__")
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if file is not None:
+            main.__file__ = file
+
+
 class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
         parent, child = context.Pipe()
         self.sent: dict[str, object] = {}  # the shared context parts this worker holds (see _pack)
         self.process = context.Process(target=_serve, args=(child, memory_bytes), name="mailbot-reader", daemon=True)
-        self.process.start()
+        with _parent_main_hidden():
+            self.process.start()
         child.close()
         self.connection = parent
 

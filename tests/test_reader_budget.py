@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,6 +106,43 @@ def test_in_process_reader_reads_the_same() -> None:
     ((_, outcome),) = InProcessReader().read_many([(0, ReadJob(small_mail(7), ctx, NOW))])
     assert outcome is not None and outcome.understanding is not None and outcome.parsed is not None
     assert outcome.parsed.sender_email == "anna.svensson@skovde.se"
+
+
+WORKER_OF_A_SCRIPT = """
+import sys
+import sqlalchemy  # what the `mailbot` console script's CLI imports at its top
+from datetime import UTC, datetime
+from mailbot.reader import BudgetedReader, ReadJob
+from mailbot.understand.pipeline import Context
+from registry.config import load_registry
+from registry.paths import config_dir
+
+if __name__ == "__main__":
+    registry = load_registry(config_dir())
+    ctx = Context(registry, registry.municipality_index(), {}, frozenset(), "mailbot.skaraborg.se")
+    mail = b"From: Anna <anna.svensson@skovde.se>\\r\\nSubject: Fr\\xc3\\xa5ga\\r\\n\\r\\nHej!\\r\\n"
+    reader = BudgetedReader(30, 512, 1)
+    ((_, outcome),) = reader.read_many([(1, ReadJob(mail, ctx, datetime(2025, 3, 14, tzinfo=UTC)))])
+    (pid,) = reader.worker_pids()
+    with open(f"/proc/{pid}/maps") as maps:
+        loaded = any("sqlalchemy" in line for line in maps)
+    print(outcome.parsed.subject, loaded, sys.modules["__main__"].__file__ == __file__)
+    reader.close()
+"""
+
+
+def test_a_reader_does_not_import_the_parent_script(tmp_path: Path) -> None:
+    """multiprocessing would import the parent's __main__ (the console script, hence the whole CLI with SQLAlchemy)
+    into every reader; the reader starts its workers without it, and the parent's __main__ is left as it was."""
+    script = tmp_path / "console_script.py"
+    script.write_text(WORKER_OF_A_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Read by a worker that has no SQLAlchemy mapped (its C extensions would be in /proc/<pid>/maps).
+    assert done.stdout.split() == ["Fråga", "False", "True"], done.stdout
 
 
 def test_identity_survives_2000_levels_of_mime_nesting() -> None:
