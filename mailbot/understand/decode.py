@@ -7,6 +7,7 @@ import base64
 import binascii
 import codecs
 import email
+import email._header_value_parser
 import email.headerregistry
 import email.policy
 import re
@@ -246,10 +247,14 @@ _DECODED_HEADERS: dict[tuple[str, str], _Header] = {}
 def _decode_header_value(name: str, raw: str) -> _Header:
     # RFC 5322 §2.2.3: unfolding removes the line break before folding white space.
     text = re.sub(r"\r?\n(?=[ \t])", "", _repair_surrogates(str(raw))).replace("\r", "").replace("\n", " ")
-    if text.isascii() and "=?" not in text and name.lower() not in _STRUCTURED_HEADERS:
-        # An unstructured header (Received, DKIM-Signature, X-MS-...: most of an Outlook mail's header block) in
-        # plain ASCII decodes to itself; the stdlib's header classes cost far more than the rest of the mail.
-        return _Header(text.strip(), text.strip(), ())
+    quick = _quick_header(name.lower(), text)
+    if quick is not None:
+        return quick
+    return _parsed_header(name, text)
+
+
+def _parsed_header(name: str, text: str) -> _Header:
+    """`text` decoded by policy.default's header class for `name` (the reference `_quick_header` must equal)."""
     try:
         header = policy.default.header_factory(name, _as_utf8_words(text))
         decoded = str(header)
@@ -261,6 +266,172 @@ def _decode_header_value(name: str, raw: str) -> _Header:
         decoded = _decode_encoded_words(text)
         addresses = tuple(getaddresses([decoded])) if name.lower() in _ADDRESS_HEADERS else ()
     return _Header(_repair_surrogates(decoded).strip(), text.strip(), addresses)
+
+
+# --- headers the stdlib's header classes need not parse -------------------------------------------------
+#
+# policy.default's header classes are most of what decoding a header block costs. For the forms real mail uses
+# (a plain Content-Type, a Date, "Anna Öberg <anna@x.se>", an encoded Subject) `_quick_header` gives the value
+# those classes give, computed directly; any other form (comments, groups, quoted pairs, obsolete syntax, encoded
+# words where RFC 2047 does not put them) returns None and is parsed by them. tests/understand/test_decode.py
+# checks it against `_parsed_header` on real and generated values.
+
+_DATE_HEADERS = frozenset({"date", "resent-date", "orig-date"})
+_MIME_HEADERS = frozenset({"mime-version", "content-type", "content-disposition", "content-transfer-encoding"})
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]"  # RFC 5322 atext without "=" and "?" (they open encoded words)
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_ADDR_SPEC = rf"({_DOT_ATOM})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+_ID_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"  # "=?" is ruled out before
+_SIMPLE_MESSAGE_ID = re.compile(rf"<{_ID_ATOM}@{_ID_ATOM}>")
+# One mailbox: a bare address, or a display name (words, one quoted string, or encoded words) and <address>.
+# Words exclude RFC 5322 specials, white space and controls; "=" is checked separately (encoded words).
+_PHRASE_WORD = r"[^\x00-\x20\x7f()<>\[\]:;@\\,.\"\s]+"
+_MAILBOX = re.compile(
+    rf"[ \t]*(?:{_ADDR_SPEC}|(?:\"([^\"\\\x00-\x1f\x7f]*)\"|({_PHRASE_WORD}(?:[ \t]+{_PHRASE_WORD})*))?[ \t]*"
+    rf"<{_ADDR_SPEC}>)[ \t]*(,|$)"
+)
+_TOKEN = r"[!#$&+.^_`|~0-9A-Za-z-]+"  # RFC 2045 token without "*", "'" and "%" (RFC 2231 is left to the stdlib)
+_PARAMETER = re.compile(rf";[ \t]*({_TOKEN})=(?:({_TOKEN})|\"([^\"\\\x00-\x1f\x7f]*)\")[ \t]*")
+_PARAMETERIZED = {
+    "content-type": re.compile(rf"[ \t]*{_TOKEN}/{_TOKEN}"),
+    "content-disposition": re.compile(rf"[ \t]*{_TOKEN}"),
+}
+_SIMPLE_MIME = {
+    "mime-version": re.compile(r"[ \t]*[0-9]+\.[0-9]+[ \t]*"),
+    "content-transfer-encoding": re.compile(rf"[ \t]*{_TOKEN}[ \t]*"),
+}
+_PLAIN_DECODED = re.compile(r"[^\x00-\x20\x7f\"\\\s]+(?: [^\x00-\x20\x7f\"\\\s]+)*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _quick_header(name: str, text: str) -> _Header | None:
+    """`_parsed_header(name, text)` for the forms real mail uses, without the header classes; None for others."""
+    stripped = text.strip()
+    if name not in _STRUCTURED_HEADERS:
+        if "=?" not in text:
+            # Unstructured text (Received, DKIM-Signature, X-MS-...: most of an Outlook mail's header block)
+            # decodes to itself.
+            return _Header(stripped, stripped, ())
+        if "=?" in _ENCODED_RUN.sub("", text):
+            return None  # something like an encoded word the stdlib may read differently
+        decoded = _decode_encoded_words(text)
+        if _SURROGATE.search(decoded):
+            return None
+        return _Header(decoded.strip(), stripped, ())
+    if not text.isascii() and name not in _ADDRESS_HEADERS:
+        return None
+    if name in _ADDRESS_HEADERS:
+        addresses = _quick_addresses(text)
+        if addresses is None:
+            return None
+        shown = ", ".join(
+            str(email.headerregistry.Address(display, local, domain)) for display, local, domain in addresses
+        )
+        return _Header(
+            shown.strip(), stripped, tuple((display, f"{local}@{domain}") for display, local, domain in addresses)
+        )
+    if "=?" in text:
+        return None
+    if name in _MIME_HEADERS:
+        if name in ("content-type", "content-disposition"):
+            shown = _quick_parameterized(name, text)
+            return None if shown is None else _Header(shown.strip(), stripped, ())
+        if _SIMPLE_MIME[name].fullmatch(text):
+            return _Header(stripped, stripped, ())  # the header class keeps such text as it is
+        return None
+    if name in _DATE_HEADERS:
+        if not text:
+            return _Header("", "", ())
+        try:
+            when = parsedate_to_datetime(text)
+        except ValueError:
+            return _Header(stripped, stripped, ())
+        except _PARSER_ERRORS:
+            return None
+        return _Header(email.utils.format_datetime(when).strip(), stripped, ())
+    if name == "message-id" and _SIMPLE_MESSAGE_ID.fullmatch(stripped):
+        return _Header(stripped, stripped, ())
+    return None
+
+
+def _quick_parameterized(name: str, text: str) -> str | None:
+    """What ContentTypeHeader or ContentDispositionHeader shows for a plain value: the type as written, then each
+    parameter as name="value" (a value always quoted, an empty one as the bare name)."""
+    head = _PARAMETERIZED[name].match(text)
+    if head is None:
+        return None
+    position = head.end()
+    parameters: list[str] = []
+    names: set[str] = set()
+    while position < len(text):
+        found = _PARAMETER.match(text, position)
+        if found is None:
+            return None
+        key, token, quoted = found.groups()
+        if key in names:
+            return None  # a repeated parameter: the stdlib keeps the first, with a defect
+        names.add(key)
+        value = token if token is not None else quoted
+        parameters.append(f"{key}={email._header_value_parser.quote_string(value)}" if value else key)
+        position = found.end()
+    if not parameters:
+        return text[: head.end()]
+    return text[: head.end()] + "; " + "; ".join(parameters)
+
+
+def _quick_addresses(text: str) -> list[tuple[str, str, str]] | None:
+    """(display name, local part, domain) of each mailbox of a simple address list, as the stdlib reads them."""
+    found: list[tuple[str, str, str]] = []
+    position, end = 0, len(text)
+    if not text.strip():
+        return None
+    while position < end:
+        match = _MAILBOX.match(text, position)
+        if match is None:
+            return None
+        bare_local, bare_domain, quoted, phrase, local, domain, comma = match.groups()
+        if bare_local is not None:
+            found.append(("", bare_local, bare_domain))
+        else:
+            if quoted is not None:
+                if "=?" in quoted:
+                    return None
+                display = quoted
+            elif phrase is not None:
+                words = _phrase_words(phrase)
+                if words is None:
+                    return None
+                display = " ".join(words)
+            else:
+                display = ""
+            found.append((display, local, domain))
+        position = match.end()
+        if comma == "," and position >= end:
+            return None  # a trailing comma: an empty mailbox the stdlib reports
+    return found
+
+
+_PHRASE_TOKEN = re.compile(rf"{_ENCODED_RUN.pattern}|[^ \t]+")
+
+
+def _phrase_words(phrase: str) -> list[str] | None:
+    """The words of a display name, a run of encoded words decoded as one word (as the stdlib reads the run
+    `_as_utf8_words` makes of it); None when a word is anything but plain text or a whole encoded run."""
+    words: list[str] = []
+    last = -1
+    for token in _PHRASE_TOKEN.finditer(phrase):
+        if token.start() == last:
+            return None  # an encoded word glued to other text
+        last = token.end()
+        word = token.group(0)
+        if word.startswith("=?") and _ENCODED_RUN.fullmatch(word):
+            word = _decode_run(word)
+            if not _PLAIN_DECODED.fullmatch(word) or _SURROGATE.search(word):
+                return None
+        elif "=" in word and "?" in word:
+            return None
+        words.append(word)
+    return words
 
 
 def _message_ids(text: str) -> tuple[str, ...]:

@@ -1183,3 +1183,127 @@ def test_every_truncation_and_byte_flip_of_a_fixture_is_survived(name: str) -> N
         for _ in range(8):
             damaged[generator.randrange(len(damaged))] = generator.randrange(256)
         assert isinstance(parse_mail(bytes(damaged)), ParsedMail)
+
+
+# --- the quick header path equals the stdlib's header classes -----------------------------------------
+
+_QUICK_SAMPLES = [
+    ("from", "Anna Öberg <anna@x.se>"),
+    ("from", "=?iso-8859-1?Q?Svensson_Anna_=28Sk=F6vde=29?= <Anna.Svensson@skovde.se>"),
+    ("from", '"Andersson, Anna" <anna@x.se>'),
+    ("from", '"Anna  Öberg " <anna@x.se>'),
+    ("from", "=?utf-8?q?=C3=96berg=2C_Anna?= <anna@x.se>"),
+    ("from", "=?utf-8?q?Anna?= =?utf-8?q?_=C3=96berg?= <anna@x.se>"),
+    ("from", "Anna\tÖberg\t<anna@x.se>"),
+    ("from", "anna@x.se"),
+    ("from", "<anna@x.se>"),
+    ("from", "Anna J. Öberg <anna@x.se>"),
+    ("from", "anna@x.se (Anna Öberg)"),
+    ("from", "MAILER DAEMON <>"),
+    ("to", 'a@x.se, Bo <b@x.se>,"C, D" <c@x.se> , <d@x.se>'),
+    ("to", "a@x.se,"),
+    ("to", "undisclosed-recipients:;"),
+    ("cc", "=?utf-8?q?A=22B?= <a@x.se>"),
+    ("reply-to", "Anna=?utf-8?q?B?= <a@x.se>"),
+    ("date", "Mon, 17 Mar 2025 08:41:10 +0000"),
+    ("date", "Mon, 17 Mar 2025 08:41:10"),
+    ("date", "17 Mar 2025 08:41:10 -0000"),
+    ("date", "igår"),
+    ("date", ""),
+    ("date", " "),
+    ("message-id", "<GV3P280MB0123ABC@GV3P280MB0123.SWEP280.PROD.OUTLOOK.COM>"),
+    ("message-id", "<CAF=abc+1@mail.gmail.com>"),
+    ("message-id", "<a@b> <c@d>"),
+    ("message-id", "<a@[1.2.3.4]>"),
+    ("content-type", 'text/plain; charset="utf-8"'),
+    ("content-type", "multipart/mixed;\tboundary=----=_Part_1; charset=us-ascii"),
+    ("content-type", 'text/plain; name=""'),
+    ("content-type", "text/plain; name*=utf-8''f%C3%B6r.pdf"),
+    ("content-type", "text/plain; charset=utf-8; charset=latin-1"),
+    ("content-type", "text/plain;"),
+    ("content-type", 'text/plain; charset="utf-8'),
+    ("content-disposition", 'attachment; filename="Protokoll 2025-03-14.pdf"'),
+    ("content-disposition", "inline"),
+    ("content-transfer-encoding", "base64"),
+    ("content-transfer-encoding", "base64 (really)"),
+    ("mime-version", "1.0"),
+    ("mime-version", "1.0 (Mac OS X Mail 16.0)"),
+    ("subject", "=?utf-8?q?M=C3=B6te?= =?utf-8?q?_p=C3=A5_fredag?="),
+    ("subject", "Möte på fredag"),
+    ("subject", "abc=?utf-8?q?=C3=B6?=def"),
+    ("subject", "=?utf-8?x?abc?= =?"),
+    ("subject", "=?x-unknown?q?M=F6te?="),
+    ("subject", "=?utf-7?q?+2D3-?="),
+    ("thread-topic", "=?iso-8859-1?q?Medlemslista_SKIS_h=F6sten_2025?="),
+    ("x-anything", "plain text"),
+]
+
+
+def _quick_and_parsed(name: str, text: str) -> tuple[object, object]:
+    from mailbot.understand.decode import _parsed_header, _quick_header
+
+    return _quick_header(name, text), _parsed_header(name, text)
+
+
+@pytest.mark.parametrize(("name", "text"), _QUICK_SAMPLES)
+def test_the_quick_header_path_gives_what_the_header_classes_give(name: str, text: str) -> None:
+    quick, parsed = _quick_and_parsed(name, text)
+    assert quick is None or quick == parsed
+
+
+def test_the_quick_header_path_takes_the_common_forms() -> None:
+    from mailbot.understand.decode import _quick_header
+
+    common = [
+        ("from", "Anna Öberg <anna@x.se>"),
+        ("from", "=?iso-8859-1?Q?Svensson_Anna_=28Sk=F6vde=29?= <Anna.Svensson@skovde.se>"),
+        ("to", 'a@x.se, Bo <b@x.se>,"C, D" <c@x.se> , <d@x.se>'),
+        ("date", "Mon, 17 Mar 2025 08:41:10 +0000"),
+        ("message-id", "<CAF=abc+1@mail.gmail.com>"),
+        ("content-type", 'text/plain; charset="utf-8"'),
+        ("content-disposition", 'attachment; filename="Protokoll 2025-03-14.pdf"'),
+        ("content-transfer-encoding", "base64"),
+        ("mime-version", "1.0"),
+        ("subject", "=?utf-8?q?M=C3=B6te?= =?utf-8?q?_p=C3=A5_fredag?="),
+        ("thread-topic", "=?iso-8859-1?q?Medlemslista_SKIS_h=F6sten_2025?="),
+    ]
+    for name, text in common:
+        assert (name, text) in _QUICK_SAMPLES
+        assert _quick_header(name, text) is not None, (name, text)
+
+
+def test_the_quick_header_path_equals_the_header_classes_on_generated_values() -> None:
+    """Mailboxes, parameters and encoded words mixed at random (a fixed seed): whenever the quick path answers,
+    it answers what policy.default's header classes answer."""
+    generator = random.Random(14)
+    names = ["Anna", "Öberg", "Anna  Öberg", "Anna\tB", "A. B", "O'Brien", "Andersson, Anna", "(c)", "\xa0", "é", "",
+             "=?iso-8859-1?Q?Anna_=D6berg?=", "=?utf-8?q?=C3=96berg=2C_Anna?=", "=?utf-8?q?_Anna_?=", "=?utf-8?q?A=22B?=",
+             "=?utf-8?q?Anna?= =?utf-8?q?_B?=", "Anna=?utf-8?q?B?=", "=?x-unknown?q?abc?=", "=?utf-8?q??=", "=?"]  # fmt: skip
+    locals_, domains = ["anna", "a.b", "a+b", "a..b", "a=b", "ä", '"a b"'], ["x.se", "X.SE", "[1.2.3.4]", "x", "ä.se"]
+    pieces = [" ", "\t", ",", ";", '"', "\\", "<", ">", "@", "(c)", ":", ".", "'", "*", "%", "=", "?", "=?utf-8?q?=C3=96?=",
+              "text/plain", "attachment", "charset=utf-8", 'name="a b.pdf"', "name*=utf-8''a%20b", "; format=flowed",
+              "1.0", "base64", "Mon, 17 Mar 2025 08:41:10 +0000", "<a@b.c>", "a@b.c", "\x01", "Öberg"]  # fmt: skip
+    answered = 0
+    for _ in range(3000):
+
+        def mailbox() -> str:
+            space = generator.choice(["", " ", "  ", "\t"])
+            address = f"{generator.choice(locals_)}@{generator.choice(domains)}"
+            name = generator.choice(names)
+            return generator.choice(
+                [address, f"<{address}>", f"{name}{space}<{address}>", f'"{name}"{space}<{address}>']
+            )
+
+        name = generator.choice(["from", "to", "cc", "reply-to", "sender", "date", "message-id", "content-type",
+                                 "content-disposition", "content-transfer-encoding", "mime-version", "subject"])  # fmt: skip
+        if name in ("from", "to", "cc", "reply-to", "sender") and generator.random() < 0.7:
+            text = generator.choice([",", ", "]).join(mailbox() for _ in range(generator.randint(1, 3)))
+        else:
+            text = "".join(generator.choice(pieces) for _ in range(generator.randint(1, 6)))
+            if name in ("content-type", "content-disposition") and generator.random() < 0.6:
+                text = generator.choice(["text/plain", "attachment"]) + "; " + text
+        quick, parsed = _quick_and_parsed(name, text)
+        if quick is not None:
+            answered += 1
+            assert quick == parsed, (name, text)
+    assert answered > 500
