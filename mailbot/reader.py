@@ -300,31 +300,42 @@ class BudgetedReader:
         exhausted = False
         waiting: tuple[T, ReadJob | None] | None = None  # pulled, not yet submitted (an `alone` job waits its turn)
         in_flight = alone = 0
+
+        def top_up(early: bool) -> None:
+            """Give each idle worker its next mail. `early`: while the caller is still to record a mail read
+            (the worker it came from would otherwise wait for that); a suspect is never started then, so that a
+            mail read fine is recorded before a suspect can kill the service."""
+            nonlocal exhausted, waiting, in_flight, alone
+            while not exhausted and not alone and in_flight < max(self.workers, 1):
+                if waiting is None:
+                    try:
+                        waiting = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                tag, job = waiting
+                if job is not None and job.alone and (in_flight or early):
+                    break  # after the jobs in flight are done (and recorded)
+                waiting = None
+                if job is not None and job.alone and settle is not None:
+                    settle()  # everything before a suspect is settled before it is read
+                worker = self._submit(job) if job is not None else None
+                queue.append(_Pending(tag, worker, time.monotonic(), job is not None and job.alone))
+                in_flight += worker is not None
+                alone += job is not None and job.alone
+
         try:
             while True:
-                while not exhausted and not alone and in_flight < max(self.workers, 1):
-                    if waiting is None:
-                        try:
-                            waiting = next(source)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                    tag, job = waiting
-                    if job is not None and job.alone and in_flight:
-                        break  # after the jobs in flight are done
-                    waiting = None
-                    if job is not None and job.alone and settle is not None:
-                        settle()  # everything before a suspect is settled before it is read
-                    worker = self._submit(job) if job is not None else None
-                    queue.append(_Pending(tag, worker, time.monotonic(), job is not None and job.alone))
-                    in_flight += worker is not None
-                    alone += job is not None and job.alone
+                top_up(early=False)
                 if not queue:
                     return
                 pending = queue.popleft()
                 in_flight -= pending.worker is not None
                 alone -= pending.alone
-                yield pending.tag, self._result(pending, settle)
+                outcome = self._result(pending, settle)
+                if not pending.alone:
+                    top_up(early=True)
+                yield pending.tag, outcome
         finally:
             for pending in queue:  # the caller stopped early (an error): workers with a job are not reusable
                 if pending.worker is not None:

@@ -100,6 +100,35 @@ def test_a_mail_past_its_memory_budget_is_refused_with_the_budget_named(context:
     assert after is not None and after.parsed is not None and after.parsed.subject == "Fråga 2"
 
 
+def test_a_freed_worker_gets_its_next_mail_before_the_last_is_recorded_but_never_a_suspect(context: Context) -> None:
+    """While the caller records a mail, the worker that read it already reads the next one; a suspect (alone)
+    waits until every mail read before it has been handed over and the caller asked for more."""
+    pulled: list[int] = []
+
+    def jobs():  # type: ignore[no-untyped-def]
+        for number in range(1, 6):
+            pulled.append(number)
+            yield number, ReadJob(small_mail(number), context, NOW, alone=number == 4)
+
+    reader = BudgetedReader(timeout_seconds=30, memory_mb=512, workers=2)
+    try:
+        results = reader.read_many(jobs())
+        tag, first = next(results)
+        # Mail 3 went to the worker that read mail 1 before mail 1 is recorded: no worker is idle.
+        assert tag == 1 and pulled == [1, 2, 3] and reader.worker_pids() == []
+        tag, _ = next(results)
+        # Mail 4 is a suspect: pulled, not started while mail 2 (read fine) is not yet recorded.
+        assert tag == 2 and pulled == [1, 2, 3, 4] and len(reader.worker_pids()) == 1
+        tag, _ = next(results)
+        assert tag == 3 and len(reader.worker_pids()) == 2
+        rest = list(results)
+    finally:
+        reader.close()
+    assert [t for t, _ in rest] == [4, 5]
+    assert first is not None and first.parsed is not None and first.parsed.subject == "Fråga 1"
+    assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in rest)
+
+
 def test_in_process_reader_reads_the_same() -> None:
     registry = load_registry(config_dir())
     ctx = Context(registry, registry.municipality_index(), {}, frozenset(), "mailbot.skaraborg.se")
