@@ -57,17 +57,10 @@ def _fields(block: bytes) -> dict[str, str]:
 def read_identity(raw: bytes | None) -> Identity:
     """Message-ID, From, Subject, Date and references of `raw`, whatever state its body is in."""
     fields = _fields(header_block(raw or b""))
-    message_id = in_reply_to = sender_name = sender_email = None
-    subject, date, references = "", None, ()
+    routing = _routing(fields)
+    sender_name = sender_email = None
+    subject = ""
     try:
-        if "message-id" in fields:
-            ids = _message_ids(fields["message-id"])
-            message_id = ids[0][:998] if ids else None
-        if "in-reply-to" in fields:
-            ids = _message_ids(fields["in-reply-to"])
-            in_reply_to = ids[0][:998] if ids else None
-        if "references" in fields:
-            references = tuple(item[:998] for item in _message_ids(fields["references"])[:100])
         if "subject" in fields:
             subject = _decode_header("subject", fields["subject"]).text[:MAX_VALUE]
         if "from" in fields:
@@ -76,11 +69,11 @@ def read_identity(raw: bytes | None) -> Identity:
                 display, address = header.addresses[0]
                 sender_name = display.strip()[:255] or None
                 sender_email = address.strip().lower()[:320] if "@" in address else None
-        if "date" in fields:
-            date = _mail_date(fields["date"], [])
     except Exception:  # noqa: BLE001  (the promise: an identity, never an error; what was read so far stands)
         pass
-    return Identity(message_id, sender_name, sender_email, subject, date, in_reply_to, references)
+    return Identity(
+        routing.message_id, sender_name, sender_email, subject, routing.date, routing.in_reply_to, routing.references
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,10 @@ class Routing:
 
 def read_routing(raw: bytes | None) -> Routing:
     """Message-ID, Date and references of `raw`; like `read_identity`, never raises."""
-    fields = _fields(header_block(raw or b""))
+    return _routing(_fields(header_block(raw or b"")))
+
+
+def _routing(fields: dict[str, str]) -> Routing:
     message_id = in_reply_to = date = None
     references: tuple[str, ...] = ()
     try:
@@ -111,6 +107,6 @@ def read_routing(raw: bytes | None) -> Routing:
             references = tuple(item[:998] for item in _message_ids(fields["references"])[:100])
         if "date" in fields:
             date = _mail_date(fields["date"], [])
-    except Exception:  # noqa: BLE001  (as read_identity: what was read so far stands)
+    except Exception:  # noqa: BLE001  (what was read so far stands)
         pass
     return Routing(message_id, date, in_reply_to, references)
