@@ -9,6 +9,7 @@ import codecs
 import email
 import email._header_value_parser
 import email.headerregistry
+import email.message
 import email.policy
 import re
 import struct
@@ -51,28 +52,48 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return _parse_safely(bytes(raw), depth=0)
 
 
-class _RememberingPolicy(email.policy.EmailPolicy):
-    """policy.default, but a header value read again (the MIME walker asks each part's Content-Type and
-    Content-Disposition several times; mails share values) is not parsed again: the header classes are most of
-    the cost of reading a mail. Header objects are immutable, so handing out the same one changes nothing."""
+class _ReadingPolicy(email.policy.Compat32):
+    """compat32 (no header classes), but a header value fetched (Content-Type, Content-Disposition, Content-ID,
+    Content-Transfer-Encoding: what the parser and the MIME walker ask each part) is the text policy.default's
+    header class shows, so the parser splits parts and names types, charsets and files as policy.default would.
+    That text is computed directly for the plain forms real mail uses (`_fetched_text`), else by the header class;
+    either way it is remembered (mails share most of these values)."""
+
+    message_factory = email.message.EmailMessage
 
     def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
-        if hasattr(value, "name"):
+        if not isinstance(value, str):
             return value
         if len(value) > 2000:
-            return super().header_fetch_parse(name, value)
+            return _fetched_text(name, value)
         key = (name, value)
-        header = _PARSED_HEADERS.get(key)
-        if header is None:
-            header = super().header_fetch_parse(name, value)
-            if len(_PARSED_HEADERS) >= 4096:
-                _PARSED_HEADERS.clear()
-            _PARSED_HEADERS[key] = header
-        return header
+        text = _FETCHED.get(key)
+        if text is None:
+            text = _fetched_text(name, value)
+            if len(_FETCHED) >= 4096:
+                _FETCHED.clear()
+            _FETCHED[key] = text
+        return text
 
 
-_PARSED_HEADERS: dict[tuple[str, str], object] = {}
-_DEFAULT = _RememberingPolicy()
+_FETCHED: dict[tuple[str, str], str] = {}
+_DEFAULT = _ReadingPolicy()
+_LINE_BREAK = re.compile(r"\n|\r")
+
+
+def _fetched_text(name: str, value: str) -> str:
+    """str() of policy.default's header object for this raw value (what Message.get returns under it)."""
+    value = "".join(_LINE_BREAK.split(value))  # as EmailPolicy.header_fetch_parse
+    if value.isascii() and "=?" not in value:
+        lowered = name.lower()
+        if lowered not in _STRUCTURED_HEADERS:
+            return value
+        if lowered in ("content-type", "content-disposition"):
+            shown = _quick_parameterized(lowered, value)
+            if shown is not None:
+                return shown
+    # A value the header class cannot read raises here as under policy.default: _parse_bytes reads the mail again.
+    return str(policy.default.header_factory(name, value))
 
 
 def _parse_safely(raw: bytes, depth: int) -> ParsedMail:

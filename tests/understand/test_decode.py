@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email import encoders, policy
 from email.header import Header
@@ -1307,3 +1308,32 @@ def test_the_quick_header_path_equals_the_header_classes_on_generated_values() -
             answered += 1
             assert quick == parsed, (name, text)
     assert answered > 500
+
+
+def _fetched_both(name: str, value: str) -> tuple[object, object]:
+    from mailbot.understand.decode import _fetched_text
+
+    def outcome(read: Callable[[], object]) -> object:
+        try:
+            return str(read())
+        except Exception as error:  # noqa: BLE001  (the same error is the same outcome)
+            return type(error)
+
+    return outcome(lambda: _fetched_text(name, value)), outcome(lambda: policy.default.header_fetch_parse(name, value))
+
+
+def test_a_fetched_header_reads_as_policy_default_shows_it() -> None:
+    """The parser reads mail compat32 style; what it fetches (Content-Type, Content-Disposition, Content-ID, ...)
+    must be the text policy.default's header classes show, or parts, charsets and file names would change."""
+    generator = random.Random(2)
+    heads = ["text/plain", "attachment", "multipart/mixed", "text/html; charset=utf-8", "inline", "application/pdf"]
+    pieces = [" ", "\t", "\r\n ", ";", "; ", '"', "\\", "=", "?", "'", "*", "%", "(c)", "/", "charset=utf-8",
+              'charset="iso-8859-1"', 'name="a b.pdf"', "name*=utf-8''f%C3%B6r.pdf", "filename*", "boundary=----=_Part_1",
+              "=?utf-8?q?=C3=B6?=", "ö", "\udcf6", "format=flowed", "<id@x.se>", 'name=""']  # fmt: skip
+    samples = [(name, value) for name, value in _QUICK_SAMPLES if name.startswith("content-")]
+    for _ in range(3000):
+        value = generator.choice(heads) + "".join(generator.choice(pieces) for _ in range(generator.randint(0, 6)))
+        samples.append((generator.choice(["Content-Type", "content-disposition", "Content-ID", "X-Other"]), value))
+    for name, value in samples:
+        fetched, shown = _fetched_both(name, value)
+        assert fetched == shown, (name, value)
