@@ -65,29 +65,36 @@ def _contains_word(haystack: str, needle: str) -> bool:
     return needle in haystack and _word_pattern(needle).search(haystack) is not None
 
 
-_ALIASES: dict[tuple[int, ...], tuple[tuple[Network, ...], tuple[tuple[str, tuple[str, ...]], ...]]] = {}
+_FoldedAliases = tuple[tuple[str, tuple[str, ...]], ...]
+_ALIASES: dict[tuple[int, ...], tuple[tuple[Network, ...], _FoldedAliases, re.Pattern[str]]] = {}
 
 
-def _folded_aliases(networks: Sequence[Network]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each network's key and folded names, once per configuration (keyed by identity: the models hold dicts,
-    so they do not hash; the entry keeps them alive, so an id is never reused for other networks)."""
+def _folded_aliases(networks: Sequence[Network]) -> tuple[_FoldedAliases, re.Pattern[str]]:
+    """Each network's key and folded names, and one pattern that finds any of them as `_contains_word` does, once
+    per configuration (keyed by identity: the models hold dicts, so they do not hash; the entry keeps them alive,
+    so an id is never reused for other networks)."""
     key = tuple(id(n) for n in networks)
     if key not in _ALIASES:
         if len(_ALIASES) > 16:
             _ALIASES.clear()
         folded = tuple((n.key, tuple(fold(a) for a in (n.key, n.name, *n.aliases))) for n in networks)
-        _ALIASES[key] = (tuple(networks), folded)
-    return _ALIASES[key][1]
+        needles = sorted({alias for _, aliases in folded for alias in aliases}, key=len, reverse=True)
+        any_alias = re.compile(
+            r"(?<![0-9a-z])(?:"
+            + "|".join(re.escape(needle) + ("s?" if len(needle) >= 6 else "") for needle in needles)
+            + r")(?![0-9a-z])"
+        )
+        _ALIASES[key] = (tuple(networks), folded, any_alias)
+    return _ALIASES[key][1], _ALIASES[key][2]
 
 
 def aliases_in(text: str, networks: Sequence[Network]) -> set[str]:
     """Network keys whose name, key or an alias occurs in `text` as whole words (case and å/ä/ö folded)."""
     folded = fold(text)
-    return {
-        key
-        for key, aliases in _folded_aliases(networks)
-        if any(_contains_word(folded, alias) for alias in aliases)
-    }
+    aliases_of, any_alias = _folded_aliases(networks)
+    if any_alias.search(folded) is None:
+        return set()  # most lines name no network: one search instead of one per alias
+    return {key for key, aliases in aliases_of if any(_contains_word(folded, alias) for alias in aliases)}
 
 
 @functools.lru_cache(maxsize=64)

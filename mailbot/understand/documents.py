@@ -6,13 +6,14 @@ Pure: bytes in, text out; never raises on a damaged or unknown file but returns 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import zipfile
 from collections import Counter
 from datetime import date, datetime
 from itertools import islice
-from typing import Literal
+from typing import Any, Literal
 
 from mailbot.understand.types import Attachment
 
@@ -252,12 +253,26 @@ def _pypdf_text(payload: bytes) -> tuple[str | None, str | None]:
     return text, None
 
 
+@functools.lru_cache(maxsize=2)
+def _docx_document(payload: bytes) -> Any:
+    """The opened Word document, kept for the next question about the same file: the understanding asks one
+    attachment for its text and its tables (member list, minutes, dates), and opening it is most of the cost.
+    Only read, never changed; a file that cannot be opened raises each time (lru_cache keeps no exceptions)."""
+    from docx import Document
+
+    return Document(io.BytesIO(payload))
+
+
+def forget_opened_documents() -> None:
+    """Let go of the documents kept open for the mail being read (the understanding calls it after each mail)."""
+    _docx_document.cache_clear()
+
+
 def _docx_text(payload: bytes) -> str:
     """Paragraphs and table rows in document order, so a table under "Närvarande" stays there."""
-    from docx import Document
     from docx.table import Table
 
-    document = Document(io.BytesIO(payload))
+    document = _docx_document(payload)
     lines: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -271,9 +286,7 @@ def _docx_text(payload: bytes) -> str:
 
 
 def _docx_tables(payload: bytes) -> list[list[list[str]]]:
-    from docx import Document
-
-    document = Document(io.BytesIO(payload))
+    document = _docx_document(payload)
     return [_table_rows(table) for table in document.tables]
 
 

@@ -35,7 +35,7 @@ from .classify import (
     kind_words,
     reply_to_own_mail,
 )
-from .documents import DAMAGED_PROBLEMS, extract_text
+from .documents import DAMAGED_PROBLEMS, extract_text, forget_opened_documents
 from .members import parse_member_list
 from .minutes import parse_minutes
 from .periods import Period, find_period
@@ -165,6 +165,13 @@ def _roles(sender: str | None, network: str, ctx: Context) -> set[Role]:
 
 def understand(mail: ParsedMail, ctx: Context, arrival: datetime) -> Understanding:
     """What `mail` says, decided with reasons; `arrival` is when it reached the mailbox (aware)."""
+    try:
+        return _understand(mail, ctx, arrival)
+    finally:
+        forget_opened_documents()  # what one mail's attachments opened is not kept for the next mail
+
+
+def _understand(mail: ParsedMail, ctx: Context, arrival: datetime) -> Understanding:
     if not (mail.subject or mail.body_text.strip() or mail.attachments or mail.calendar_parts or mail.attached_mails):
         reason = "unreadable mail: " + ("; ".join(mail.defects) if mail.defects else "no subject, text or attachment")
         return Understanding(MailStatus.REVIEW, (MailKind.OTHER,), review_reason=reason, sender=mail.sender_email)

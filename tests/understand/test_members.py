@@ -459,3 +459,18 @@ def test_mail_without_any_list_gives_none(municipalities):
 )
 def test_a_job_title_column_is_not_the_role_beside_a_role_column(municipalities, headings, cells, role):
     assert parse_member_table([headings, cells], municipalities, "lista.xlsx").members[0].role is role
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Skövde", "Skovde", "SKÖVDE KOMMUN", "Falkopings kommun", "Götene kommun", "  Lidköping. ", "Mariestad",
+        "Marie", "Skövde stad", "Barn- och utbildningsförvaltningen, Skövde kommun", "Stockholm", "Skövdeborg",
+        "Anna", "Andersson", "rektor", "Tibro-Hjo", "Hjo", "Vara", "Varaborg", "i Vara kommun", "", " ", None,
+    ],
+)  # fmt: skip
+def test_match_municipality_answers_what_match_name_answers(municipalities, text: str | None) -> None:  # type: ignore[no-untyped-def]
+    from mailbot.understand.members import match_municipality
+
+    assert match_municipality(municipalities, text) == municipalities.match_name(text)
+    assert match_municipality(municipalities, text) == municipalities.match_name(text)  # remembered
