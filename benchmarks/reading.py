@@ -6,6 +6,7 @@
     python benchmarks/reading.py --results /tmp/before.json --all   # every result, for a before/after diff
     python benchmarks/reading.py --compare /tmp/before.json --all   # diff the results now against that file
     python benchmarks/reading.py --jobs /tmp/jobs.pickle            # collect the jobs once, reuse them after
+    python benchmarks/reading.py --jobs /tmp/jobs.pickle --intake 1000   # benchmarks/intake_imap.py's mails instead
 
 The jobs are those the intake hands its reader: every case of tests/fixtures/corpus (with its `preceded_by` mails)
 is run once through tests/corpus_runner.py with a reader that keeps each ReadJob (raw bytes, the Context the
@@ -13,6 +14,10 @@ registry gave at that point, the arrival time). Those jobs are then read again b
 in this process, timed per phase in CPU time (time.process_time, less disturbed by other load than wall time); the
 figure is the median round. Caches keyed on values a mail carries (decoded headers, folded text) are emptied before
 each round, so a round is what a pass pays for mails it has not seen.
+
+`--intake N` times N mails of benchmarks/intake_imap.py instead (small Swedish questions without a network's
+name, a fifth with a one-page PDF: plainer than the corpus, whose mails are mostly lists, minutes and dates), read
+with the Context of the first corpus job.
 
 `--all` adds every other .eml under tests/ and tests/hostile_corpus.py's mails (bombs included) for the result
 file and the comparison, read with the Context of the first corpus job; they are not timed. The comparison prints
@@ -36,7 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -86,6 +91,22 @@ def extra_mails() -> list[tuple[str, bytes]]:
     return mails + [(f"hostile/{name}", raw) for name, raw in hostile_corpus.hostile_mails()]
 
 
+def intake_jobs(count: int, like: Any) -> list[tuple[str, Any]]:
+    """benchmarks/intake_imap.py's mails as reader jobs with the Context of `like`, each read an hour after its Date."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from intake_imap import make_mail, small_pdf
+
+    pdf = small_pdf()
+    first = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    return [
+        (
+            f"intake {n}",
+            dataclasses.replace(like, raw=make_mail(n, pdf, "reading"), arrival=first + timedelta(minutes=3 * n)),
+        )
+        for n in range(count)
+    ]
+
+
 def clear_caches() -> None:
     from mailbot.understand import classify, decode
     from registry import config
@@ -93,6 +114,7 @@ def clear_caches() -> None:
     for cache in (
         getattr(decode, "_PARSED_HEADERS", None),
         getattr(decode, "_FETCHED", None),
+        getattr(decode, "_PARAMETER_LISTS", None),
         getattr(decode, "_DECODED_HEADERS", None),
     ):
         if cache is not None:
@@ -190,6 +212,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="write every mail's parsed mail and understanding here (JSON)")
     parser.add_argument("--compare", type=Path, help="diff every result against this --results file")
     parser.add_argument("--jobs", type=Path, help="pickle of the jobs: read if it exists, else written")
+    parser.add_argument("--intake", type=int, metavar="N", help="time N mails of benchmarks/intake_imap.py instead")
     parser.add_argument("--all", action="store_true", help="results and comparison also over the other test mails")
     args = parser.parse_args()
 
@@ -206,6 +229,9 @@ def main() -> None:
             args.jobs.write_bytes(pickle.dumps((jobs, extra)))
     print(f"{len(jobs)} reader jobs from {len({name for name, _ in jobs})} corpus cases "
           f"({'read' if args.jobs and args.jobs.exists() else 'collected'} in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+
+    if args.intake:
+        jobs = intake_jobs(args.intake, jobs[0][1])
 
     if args.results or args.compare:
         now = results(jobs, extra if args.all else [])

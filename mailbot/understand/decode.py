@@ -52,6 +52,29 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return _parse_safely(bytes(raw), depth=0)
 
 
+class _ReadMessage(email.message.EmailMessage):
+    """EmailMessage whose parameter lists (Content-Type's charset, name, boundary; Content-Disposition's filename)
+    are split once per header value, not at each get_param: the parser and the MIME walker ask a part several."""
+
+    def _get_params_preserve(self, failobj, header):  # type: ignore[no-untyped-def]
+        value = self.get(header, _NO_HEADER)
+        if value is _NO_HEADER:
+            return failobj
+        if not isinstance(value, str) or len(value) > 2000:
+            return super()._get_params_preserve(failobj, header)
+        params = _PARAMETER_LISTS.get(value)
+        if params is None:
+            params = super()._get_params_preserve(failobj, header)
+            if len(_PARAMETER_LISTS) >= 4096:
+                _PARAMETER_LISTS.clear()
+            _PARAMETER_LISTS[value] = params
+        return list(params)  # the stdlib hands out a fresh list each time; so does this
+
+
+_NO_HEADER = object()
+_PARAMETER_LISTS: dict[str, list[tuple[str, object]]] = {}
+
+
 class _ReadingPolicy(email.policy.Compat32):
     """compat32 (no header classes), but a header value fetched (Content-Type, Content-Disposition, Content-ID,
     Content-Transfer-Encoding: what the parser and the MIME walker ask each part) is the text policy.default's
@@ -59,7 +82,7 @@ class _ReadingPolicy(email.policy.Compat32):
     That text is computed directly for the plain forms real mail uses (`_fetched_text`), else by the header class;
     either way it is remembered (mails share most of these values)."""
 
-    message_factory = email.message.EmailMessage
+    message_factory = _ReadMessage
 
     def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
         if not isinstance(value, str):

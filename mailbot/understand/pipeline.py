@@ -560,6 +560,8 @@ def network_sections(body: str, networks: Sequence[Network], context_day: date) 
             continue
         (sections[current] if current is not None else preamble).append(line)
     preamble_text = "\n".join(preamble)
+    if len(sections) < 2:
+        return preamble_text, []  # fewer than two headed sections can never give two with dates
     if date_parser.parse_meeting_dates(preamble_text, context_day).dates:
         return preamble_text, []
     with_dates = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email
 import random
 import struct
 from collections.abc import Callable
@@ -1337,3 +1338,18 @@ def test_a_fetched_header_reads_as_policy_default_shows_it() -> None:
     for name, value in samples:
         fetched, shown = _fetched_both(name, value)
         assert fetched == shown, (name, value)
+
+
+def test_parameter_lists_are_handed_out_fresh() -> None:
+    """decode's messages remember each header's split parameters; a caller changing a list changes no other."""
+    raw = b'Content-Type: text/plain; charset="utf-8"; format=flowed\n\nhej\n'
+    from mailbot.understand.decode import _DEFAULT
+
+    message = email.message_from_bytes(raw, policy=_DEFAULT)
+    first = message.get_params(unquote=False)
+    first.append(("x", "y"))
+    assert message.get_params(unquote=False) == email.message_from_bytes(raw, policy=policy.default).get_params(
+        unquote=False
+    )
+    assert ("x", "y") not in message.get_params(unquote=False)
+    assert message.get_param("format") == "flowed" and message.get_content_charset() == "utf-8"

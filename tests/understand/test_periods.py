@@ -60,3 +60,18 @@ def test_two_periods_in_the_text_alone_are_a_conflict():
 
 def test_no_period_is_none():
     assert find_period("Medlemslista SKIS", ["lista.xlsx"], "Hej! Här är listan.", NOV).period is None
+
+
+def test_a_text_the_quick_search_passes_over_names_no_period() -> None:
+    """periods_in answers [] at once when _MAYBE_PERIOD finds nothing: then no pattern may match either."""
+    import random
+
+    from mailbot.understand.periods import _BARE_YEAR, _MAYBE_PERIOD, _TERMS
+
+    generator = random.Random(5)
+    pieces = ["HT", "ht", "Vt", "h", "t", "v", "-", " ", "/", "2025", "25", "20", "٢٠٢٥", "Hösten", "HÖSTEN", "hosten",
+              "våren", "VÅREN", "vara", "svar", "termin", "höstterminen", "läsåret", "för", "års", "ſ", "K", "\n", "."]  # fmt: skip
+    for _ in range(5000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(1, 8)))
+        if _MAYBE_PERIOD.search(text) is None:
+            assert not any(pattern.search(text) for _, pattern in _TERMS) and not _BARE_YEAR.search(text), text
