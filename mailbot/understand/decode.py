@@ -49,7 +49,11 @@ def parse_mail(raw: bytes) -> ParsedMail:
     """Everything one mail says, decoded. Never raises: what cannot be read is named in `defects`."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         return _empty_mail([f"expected the mail as bytes, got {type(raw).__name__}"])
-    return _parse_safely(bytes(raw), depth=0)
+    _FETCHED_LONG.clear()
+    try:
+        return _parse_safely(bytes(raw), depth=0)
+    finally:
+        _FETCHED_LONG.clear()
 
 
 class _ReadMessage(email.message.EmailMessage):
@@ -87,19 +91,21 @@ class _ReadingPolicy(email.policy.Compat32):
     def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
         if not isinstance(value, str):
             return value
-        if len(value) > 2000:
-            return _fetched_text(name, value)
         key = (name, value)
-        text = _FETCHED.get(key)
+        # Long values (a hostile 1 MB Content-Type, which the header class parses in quadratic time) are kept only
+        # for the mail being read, a few at a time: the parser and the walker fetch a part's Content-Type often.
+        cache, bound = (_FETCHED, 4096) if len(value) <= 2000 else (_FETCHED_LONG, 8)
+        text = cache.get(key)
         if text is None:
             text = _fetched_text(name, value)
-            if len(_FETCHED) >= 4096:
-                _FETCHED.clear()
-            _FETCHED[key] = text
+            if len(cache) >= bound:
+                cache.clear()
+            cache[key] = text
         return text
 
 
 _FETCHED: dict[tuple[str, str], str] = {}
+_FETCHED_LONG: dict[tuple[str, str], str] = {}  # emptied by parse_mail
 _DEFAULT = _ReadingPolicy()
 _LINE_BREAK = re.compile(r"\n|\r")
 
