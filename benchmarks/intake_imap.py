@@ -208,13 +208,120 @@ def make_mail(number: int, pdf: bytes, tag: str) -> bytes:
     return message.as_bytes()
 
 
-def fill(server, folder: str, start: int, stop: int, pdf: bytes, tag: str) -> None:  # type: ignore[no-untyped-def]
-    """Append mails start..stop-1 with MULTIAPPEND (one command per 500 mails)."""
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # fonts-dejavu-core (installed by .ci/run)
+
+
+def logo_jpeg(side: int) -> bytes:
+    """A municipality's logo as a JPEG (noise, so it does not compress away): what makes real exports weigh."""
+    import io
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(side)
+    image = Image.frombytes("RGB", (side, side), bytes(rng.randrange(256) for _ in range(side * side * 3)))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=60)
+    return out.getvalue()
+
+
+def minutes_pdf() -> bytes:
+    """Minutes as a municipality's Word-to-PDF export looks: several pages of Swedish text in an embedded font
+    (about 57 kB, as in issue 14's mix)."""
+    from fpdf import FPDF
+
+    import io
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", fname=str(DEJAVU))
+    pdf.set_font("DejaVu", size=11)
+    logo = io.BytesIO(logo_jpeg(285))
+    for page in range(1, 5):
+        pdf.add_page()
+        pdf.image(logo, x=170, y=8, w=25)
+        pdf.multi_cell(0, 6, f"Minnesanteckningar, nätverksträff {page}\n"
+                             "Närvarande: Skövde, Falköping, Lidköping, Mariestad, Hjo, Tibro, Töreboda\n",
+                       new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+        for point in range(1, 13):
+            pdf.multi_cell(0, 6, f"§ {page * 12 + point}. Genomgång av elevhälsans arbete i kommunerna: "
+                                 "åtgärdsprogram, närvarofrämjande insatser, samverkan med socialtjänsten och "
+                                 "regionens barn- och ungdomspsykiatri. Beslut: nätverket återkommer i ärendet.",
+                           new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    return bytes(pdf.output())
+
+
+def member_docx() -> bytes:
+    """A member list as a Word file (a table of names, roles, municipalities, addresses; about 59 kB with its
+    styles, as in issue 14's mix)."""
+    import io
+
+    from docx import Document
+
+    document = Document()
+    document.add_picture(io.BytesIO(logo_jpeg(198)))
+    document.add_heading("Medlemsförteckning, nätverket för elevhälsa", level=1)
+    document.add_paragraph("Uppdaterad inför vårterminen. Ordförande och sekreterare anges i kolumnen Roll.")
+    table = document.add_table(rows=1, cols=4)
+    for cell, heading in zip(table.rows[0].cells, ("Namn", "Roll", "Kommun", "E-post"), strict=True):
+        cell.text = heading
+    for row in range(60):
+        name, address = SENDERS[row % len(SENDERS)]
+        values = (f"{name} {row}", "Ledamot" if row > 1 else ("Ordförande", "Sekreterare")[row], "Skövde", address)
+        for cell, value in zip(table.add_row().cells, values, strict=True):
+            cell.text = value
+    for _ in range(40):
+        document.add_paragraph("Nätverket träffas fyra gånger per termin; protokoll skickas till utbildning@skaraborg.se.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+HTML = """<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"><style>
+p.MsoNormal {{margin:0cm; font-size:11.0pt; font-family:"Calibri",sans-serif;}}</style></head>
+<body lang="SV" link="#0563C1"><div class="WordSection1"><p class="MsoNormal">Hej!</p>
+<p class="MsoNormal">&nbsp;</p><p class="MsoNormal">{text}</p><p class="MsoNormal">&nbsp;</p>
+<p class="MsoNormal">Med vänliga hälsningar<br>{name}</p></div></body></html>"""
+
+
+def make_issue_mail(number: int, files: tuple[bytes, bytes], tag: str) -> bytes:
+    """Issue 14's mix: an Outlook-style mail (plain text and HTML); every tenth with the minutes PDF, every tenth
+    from the fifth on with the member list DOCX."""
+    name, address = SENDERS[number % len(SENDERS)]
+    message = EmailMessage(policy=SMTP)
+    message["From"] = f"{name} <{address}>"
+    message["To"] = "Utbildning Skaraborg <utbildning@skaraborg.se>"
+    message["Subject"] = f"Fråga om nätverksträffen, ärende {number}"
+    message["Date"] = format_datetime(datetime(2025, 3, 3, 8, 0, tzinfo=UTC) + timedelta(minutes=3 * number))
+    message["Message-ID"] = f"<bench-{tag}-{number:06d}@{address.split('@')[1]}>"
+    message["Thread-Topic"] = f"Fråga om nätverksträffen, ärende {number}"
+    message["Content-Language"] = "sv-SE"
+    message["X-MS-Has-Attach"] = "yes" if number % 5 == 0 else ""
+    text = (f"Jag har en fråga om ärende {number}: går det bra att vi ses i Skövde på torsdag? "
+            "Vi är tre från kommunen och tar med underlaget från förra träffen.")  # fmt: skip
+    message.set_content(f"Hej!\n\n{text}\n\nMed vänliga hälsningar\n{name}\n")
+    message.add_alternative(HTML.format(text=text, name=name), subtype="html")
+    if number % 10 == 0:
+        message.add_attachment(files[0], maintype="application", subtype="pdf", filename=f"Minnesanteckningar {number}.pdf")
+    elif number % 10 == 5:
+        message.add_attachment(
+            files[1], maintype="application", subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+            filename=f"Medlemsförteckning {number}.docx",
+        )  # fmt: skip
+    return message.as_bytes()
+
+
+def fill(server, folder: str, start: int, stop: int, pdf: bytes, tag: str, mix: str = "small") -> None:  # type: ignore[no-untyped-def]
+    """Append mails start..stop-1 with MULTIAPPEND (one command per 500 mails); `mix` "issue" makes issue 14's."""
+    files = (minutes_pdf(), member_docx()) if mix == "issue" else None
     with server.client() as client:
         if not client.folder_exists(folder):
             client.create_folder(folder)
         for first in range(start, stop, BATCH):
-            client.multiappend(folder, [make_mail(n, pdf, tag) for n in range(first, min(first + BATCH, stop))])
+            numbers = range(first, min(first + BATCH, stop))
+            if files is not None:
+                client.multiappend(folder, [make_issue_mail(n, files, tag) for n in numbers])
+            else:
+                client.multiappend(folder, [make_mail(n, pdf, tag) for n in numbers])
 
 
 def env_for(server, database: Path, folder: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -263,6 +370,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="mails in the mailbox (default 10000)")
     parser.add_argument("--idle-sizes", default="1000,10000", help="folder sizes for the idle pass ('' for none)")
+    parser.add_argument("--mix", choices=("issue", "small"), default="issue",
+                        help="issue: issue 14's Outlook-style mails, a fifth with a 57 kB PDF or a 59 kB DOCX "
+                             "(default); small: short plain mails, a fifth with a one-page PDF")  # fmt: skip
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import logging
@@ -276,10 +386,10 @@ def main() -> None:
         server.start()
         pdf = small_pdf()
         started = time.perf_counter()
-        fill(server, "INBOX", 0, args.count, pdf, "inbox")
-        print(
-            f"filled INBOX with {args.count} mails ({args.count // 5} with a PDF) in {time.perf_counter() - started:.1f} s"
-        )
+        fill(server, "INBOX", 0, args.count, pdf, "inbox", args.mix)
+        size = sum(server.sizes_of_all("INBOX").values()) if hasattr(server, "sizes_of_all") else None
+        print(f"filled INBOX with {args.count} mails ({args.mix} mix"
+              + (f", {size / 1e6:.0f} MB" if size else "") + f") in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
         env = env_for(server, work / "main.sqlite3", "INBOX")
         # Compile once (the project's bytecode cache), so the measured pass does not.
@@ -313,7 +423,7 @@ def main() -> None:
                 idle_env = env
             else:
                 folder = f"Idle{size}"
-                fill(server, folder, 0, size, pdf, folder.lower())
+                fill(server, folder, 0, size, pdf, folder.lower(), args.mix)
                 idle_env = env_for(server, work / f"idle{size}.sqlite3", folder)
                 subprocess.run(["mailbot", "poll", "--no-send"], env=idle_env, cwd=work, check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
