@@ -253,11 +253,39 @@ def _pypdf_text(payload: bytes) -> tuple[str | None, str | None]:
     return text, None
 
 
+# Word files are read straight from their main part's XML (lxml, as python-docx does it), with python-docx's own
+# rules for text: opening the whole package with python-docx (styles, numbering, settings, theme) and asking its
+# element classes cell by cell was most of what a mail with a member list cost (60 ms for a 60-row table, 7 ms
+# now). python-docx itself reads a file the direct reading cannot (tests/understand/test_documents.py compares
+# the two on every Word file of the tests).
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_OFFICE_DOCUMENT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_RUN_TEXT = {f"{_W}tab": "\t", f"{_W}ptab": "\t", f"{_W}cr": "\n", f"{_W}noBreakHyphen": "-"}
+
+
+@functools.lru_cache(maxsize=2)
+def _docx_body(payload: bytes) -> Any:
+    """The w:body of the main document part, kept for the next question about the same file (the understanding
+    asks one attachment for its text and its tables). Only read, never changed."""
+    from lxml import etree
+
+    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        relationships = etree.fromstring(archive.read("_rels/.rels"), parser)
+        (target,) = [
+            item.get("Target") for item in relationships.iter(_RELATIONSHIP) if item.get("Type") == _OFFICE_DOCUMENT
+        ]
+        root = etree.fromstring(archive.read(target.lstrip("/")), parser)
+    body = root.find(f"{_W}body")
+    if root.tag != f"{_W}document" or body is None:
+        raise ValueError("the main part of the Word file is not a document")
+    return body
+
+
 @functools.lru_cache(maxsize=2)
 def _docx_document(payload: bytes) -> Any:
-    """The opened Word document, kept for the next question about the same file: the understanding asks one
-    attachment for its text and its tables (member list, minutes, dates), and opening it is most of the cost.
-    Only read, never changed; a file that cannot be opened raises each time (lru_cache keeps no exceptions)."""
+    """The Word file opened by python-docx: for a file the direct reading (_docx_body) cannot read."""
     from docx import Document
 
     return Document(io.BytesIO(payload))
@@ -265,29 +293,110 @@ def _docx_document(payload: bytes) -> Any:
 
 def forget_opened_documents() -> None:
     """Let go of the documents kept open for the mail being read (the understanding calls it after each mail)."""
+    _docx_body.cache_clear()
     _docx_document.cache_clear()
 
 
 def _docx_text(payload: bytes) -> str:
     """Paragraphs and table rows in document order, so a table under "Närvarande" stays there."""
-    from docx.table import Table
-
-    document = _docx_document(payload)
+    try:
+        body = _docx_body(payload)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001  (python-docx decides: it reads it, or its error names the damage)
+        return _docx_text_by_python_docx(payload)
     lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in _table_rows(block):
-                # Merged cells repeat in python-docx; drop the repeats for readable text.
-                cells = [c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1])]
-                lines.append(" | ".join(cells))
+    for block in body.iterchildren(f"{_W}p", f"{_W}tbl"):
+        if block.tag == f"{_W}tbl":
+            lines.extend(_table_line(row) for row in _tbl_rows(block))
         else:
-            lines.append(block.text)
+            lines.append(_paragraph_text(block))
     return "\n".join(lines)
 
 
 def _docx_tables(payload: bytes) -> list[list[list[str]]]:
-    document = _docx_document(payload)
-    return [_table_rows(table) for table in document.tables]
+    try:
+        body = _docx_body(payload)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001  (as _docx_text)
+        return [_table_rows(table) for table in _docx_document(payload).tables]
+    return [_tbl_rows(table) for table in body.iterchildren(f"{_W}tbl")]
+
+
+def _table_line(row: list[str]) -> str:
+    # Merged cells repeat (as in python-docx); drop the repeats for readable text.
+    return " | ".join(c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1]))
+
+
+def _run_text(run: Any) -> str:
+    """python-docx's Run.text: w:t, tabs, line breaks (not page or column breaks), non-breaking hyphens."""
+    pieces = []
+    for element in run:
+        tag = element.tag
+        if tag == f"{_W}t":
+            pieces.append(element.text or "")
+        elif tag == f"{_W}br":
+            if element.get(f"{_W}type", "textWrapping") == "textWrapping":
+                pieces.append("\n")
+        elif tag in _RUN_TEXT:
+            pieces.append(_RUN_TEXT[tag])
+    return "".join(pieces)
+
+
+def _paragraph_text(paragraph: Any) -> str:
+    """python-docx's Paragraph.text: its runs and the runs of its hyperlinks."""
+    pieces = []
+    for child in paragraph.iterchildren(f"{_W}r", f"{_W}hyperlink"):
+        if child.tag == f"{_W}r":
+            pieces.append(_run_text(child))
+        else:
+            pieces.extend(_run_text(run) for run in child.iterchildren(f"{_W}r"))
+    return "".join(pieces)
+
+
+def _int_value(parent: Any, path: str, default: int) -> int:
+    element = parent.find(path) if parent is not None else None
+    return default if element is None else int(element.get(f"{_W}val"))
+
+
+def _tbl_rows(table: Any) -> list[list[str]]:
+    """python-docx's rows and cells of a table, text only: a cell spanning columns repeats (columns line up
+    with the header row), a cell continuing a vertical merge is the one above it at the same grid offset."""
+    rows: list[list[str]] = []
+    above: dict[int, str] = {}  # grid offset -> text, of the row before
+    for index, row in enumerate(table.iterchildren(f"{_W}tr")):
+        if index >= MAX_ROWS:
+            break
+        offset = _int_value(row.find(f"{_W}trPr"), f"{_W}gridBefore", 0)
+        cells: list[str] = []
+        here: dict[int, str] = {}
+        for cell in row.iterchildren(f"{_W}tc"):
+            properties = cell.find(f"{_W}tcPr")
+            span = _int_value(properties, f"{_W}gridSpan", 1)
+            merge = properties.find(f"{_W}vMerge") if properties is not None else None
+            if merge is not None and merge.get(f"{_W}val", "continue") == "continue":
+                text = above[offset]  # python-docx fails alike when no cell is above
+            else:
+                text = "\n".join(_paragraph_text(p) for p in cell.iterchildren(f"{_W}p"))
+            here[offset] = text
+            cells.extend([text] * span)
+            offset += span
+        above = here
+        rows.append([" ".join(text.split()) for text in cells[:MAX_COLUMNS]])
+    return rows
+
+
+def _docx_text_by_python_docx(payload: bytes) -> str:
+    from docx.table import Table
+
+    lines: list[str] = []
+    for block in _docx_document(payload).iter_inner_content():
+        if isinstance(block, Table):
+            lines.extend(_table_line(row) for row in _table_rows(block))
+        else:
+            lines.append(block.text)
+    return "\n".join(lines)
 
 
 def _table_rows(table: object) -> list[list[str]]:

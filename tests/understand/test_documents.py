@@ -355,3 +355,97 @@ def test_pdf_pages_past_the_cap_are_not_read(monkeypatch):
 
     assert problem is None
     assert text.split() == ["Sida", "1", "Sida", "2", "Sida", "3"]
+
+
+# --- Word files read straight from their XML, as python-docx reads them (issue 14: cheaper per mail) ----------
+
+
+def _tricky_docx() -> bytes:
+    """What the direct reading must get exactly as python-docx does: merged cells both ways, a hyperlink, tabs,
+    line and page breaks, a non-breaking hyphen, a nested table, a row starting after the first grid column."""
+    from docx.enum.text import WD_BREAK
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    document = Document()
+    paragraph = document.add_paragraph("Närvarande:")
+    run = paragraph.add_run(" Skövde")
+    run.add_tab()
+    run.add_text("Hjo")
+    run.add_break()
+    run.add_text("Tibro")
+    run.add_break(WD_BREAK.PAGE)
+    run._r.append(OxmlElement("w:noBreakHyphen"))
+    run.add_text("slut")
+    link = OxmlElement("w:hyperlink")
+    link.set(qn("r:id"), "rId99")
+    inner = OxmlElement("w:r")
+    text = OxmlElement("w:t")
+    text.text = "utbildningskaraborg.se"
+    inner.append(text)
+    link.append(inner)
+    paragraph._p.append(link)
+    table = document.add_table(rows=4, cols=3)
+    for row, values in enumerate([("Namn", "Roll", "Kommun"), ("Anna Berg", "Ordförande", "Skövde"),
+                                  ("Bo Ek", "Ledamot", "Hjo"), ("Cia Lund", "Ledamot", "Tibro")]):  # fmt: skip
+        for column, value in enumerate(values):
+            table.cell(row, column).text = value
+    table.cell(0, 1).merge(table.cell(0, 2))  # horizontal: gridSpan
+    table.cell(2, 2).merge(table.cell(3, 2))  # vertical: vMerge
+    table.cell(1, 0).add_paragraph("andra stycket")
+    table.cell(1, 1).add_table(rows=1, cols=1).cell(0, 0).text = "inne i cellen"
+    late = table.add_row()._tr
+    properties = OxmlElement("w:trPr")
+    before = OxmlElement("w:gridBefore")
+    before.set(qn("w:val"), "1")
+    properties.append(before)
+    late.insert(0, properties)
+    late.remove(late.findall(qn("w:tc"))[0])
+    document.add_paragraph("Efter tabellen")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _word_files_of_the_tests() -> list[tuple[str, bytes]]:
+    from mailbot.understand.decode import parse_mail
+
+    found = [("tricky", _tricky_docx())]
+    tests = Path(__file__).resolve().parent.parent
+    for path in sorted(tests.rglob("*.eml")):
+        for attachment in parse_mail(path.read_bytes()).attachments:
+            if attachment.payload[:2] == b"PK" and (attachment.filename or "").lower().endswith(".docx"):
+                found.append((f"{path.relative_to(tests)} {attachment.filename}", attachment.payload))
+    return found
+
+
+def test_word_files_are_read_directly_exactly_as_python_docx_reads_them():
+    from mailbot.understand import documents
+
+    files = _word_files_of_the_tests()
+    assert len(files) >= 5, [name for name, _ in files]
+    for name, payload in files:
+        documents.forget_opened_documents()
+        text, tables = documents._docx_text(payload), documents._docx_tables(payload)
+        expected_tables = [documents._table_rows(t) for t in documents._docx_document(payload).tables]
+        assert text == documents._docx_text_by_python_docx(payload), name
+        assert tables == expected_tables, name
+    documents.forget_opened_documents()
+    tricky = documents._docx_text(files[0][1])
+    assert "Skövde\tHjo\nTibro-slututbildningskaraborg.se" in tricky
+    assert documents._docx_tables(files[0][1])[0][:3] == [
+        ["Namn", "Roll Kommun", "Roll Kommun"], ["Anna Berg andra stycket", "Ordförande", "Skövde"], ["Bo Ek", "Ledamot", "Hjo Tibro"]
+    ]
+    assert documents._docx_tables(files[0][1])[0][3][2] == "Hjo Tibro"  # continues the vertical merge
+    assert documents._docx_tables(files[0][1])[0][4] == ["", ""]  # the row that starts in the second column
+
+
+def test_a_word_file_the_direct_reading_cannot_open_is_left_to_python_docx(monkeypatch):
+    from mailbot.understand import documents
+
+    payload = _tricky_docx()
+    documents.forget_opened_documents()
+    monkeypatch.setattr(documents, "_OFFICE_DOCUMENT", "no such relationship")
+    assert "Efter tabellen" in documents._docx_text(payload)
+    assert documents._docx_tables(payload)[0][0] == ["Namn", "Roll Kommun", "Roll Kommun"]
+    documents.forget_opened_documents()
