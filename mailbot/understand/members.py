@@ -5,6 +5,7 @@ Pure: rows and text in, MemberListResult out; a row it cannot read becomes a Rej
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -144,6 +145,18 @@ def _normalise_email(raw: str) -> str | None:
     candidate = raw.strip().strip("<>()[]").strip()
     if candidate.lower().startswith("mailto:"):
         candidate = candidate[7:]
+    if len(candidate) > _MAX_ADDRESS:
+        return None  # email-validator refuses it all the same; not kept in the cache below
+    return _validated(candidate)
+
+
+_MAX_ADDRESS = 1000  # longer is no address (RFC 5321: 254)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated(candidate: str) -> str | None:
+    """email-validator's verdict on one address (its IDNA checks are most of what a member list costs); the
+    same people's addresses come back in list after list."""
     try:
         checked = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError:
