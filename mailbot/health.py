@@ -1,6 +1,8 @@
 """`mailbot check`: the configuration, every connection, and when the jobs last succeeded.
 
-Reports; never changes the mailbox or sends mail. No secret appears in a detail.
+Reports; never changes the mailbox or sends mail. No secret appears in a detail. The IMAP client and
+aiosmtplib are imported by the probe that uses them, and nothing of the worker's jobs is: on a configuration
+without a mailbox or an SMTP server the check starts and ends fast (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -10,11 +12,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
-import aiosmtplib
-
 from mailbot.remind import is_working_day
-from mailbot.sources import open_source
-from registry import lease
 from registry.errors import ExpectedError
 from registry.runtime import Runtime
 
@@ -55,7 +53,7 @@ def run_checks(rt: Runtime, now: datetime) -> list[dict[str, object]]:
     ]
     if not results[1]["ok"]:
         return results
-    from mailbot.jobs import last_runs
+    from registry.queries import last_runs
 
     results.append(_worker(rt, now))
     runs = last_runs(rt.reader())
@@ -98,9 +96,9 @@ def last_reminder_due(now_local: datetime, remind_hour: int) -> datetime:
 
 def _worker(rt: Runtime, now: datetime) -> dict[str, object]:
     """Whether some `mailbot run` holds the worker lease now (it is renewed every quarter of its length)."""
-    from mailbot.worker import LEASE
+    from registry import lease
 
-    held = lease.current(rt.reader(), LEASE)
+    held = lease.current(rt.reader(), lease.WORKER_LEASE)
     if held is None:
         return {"name": "worker", "ok": False, "detail": "no worker holds the lease (is `mailbot run` running?)"}
     alive = held.expires_at >= now
@@ -113,6 +111,8 @@ def _worker(rt: Runtime, now: datetime) -> dict[str, object]:
 
 
 def _mailbox(rt: Runtime) -> str:
+    from mailbot.sources import open_source
+
     source = open_source(rt.settings)
     with source:
         uidvalidity, uidnext = source.status()
@@ -128,6 +128,7 @@ def _smtp(rt: Runtime) -> str:
         return f"writing mail as files to {smtp.directory}"
     if not smtp.host:
         raise ExpectedError("no SMTP server configured: set smtp.host (or smtp.directory)")
+    import aiosmtplib
 
     async def probe() -> str:
         client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, use_tls=smtp.ssl, start_tls=smtp.starttls and not smtp.ssl,

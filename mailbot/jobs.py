@@ -33,6 +33,7 @@ from mailbot.understand.types import MeetingDate
 from registry.domain import MailStatus, Role
 from registry.errors import ExpectedError
 from registry.models import BouncingAddress, InboundMail, MailboxState, RunLog
+from registry.queries import last_runs as last_runs  # where `mailbot check` reads it without the jobs
 from registry.queries import members_in_force_by_network
 from registry.runtime import Runtime
 from registry.status import status_findings
@@ -406,9 +407,3 @@ def purge_old_raw_mail(rt: Runtime, now: datetime) -> int:
     return report.purged
 
 
-def last_runs(engine: Engine) -> dict[str, dict[str, object]]:
-    with Session(engine) as session:
-        return {
-            row.kind: {"last_success": row.last_success, "last_start": row.last_start, "last_error": row.last_error}
-            for row in session.exec(select(RunLog).order_by(col(RunLog.kind))).all()
-        }

@@ -6,16 +6,18 @@ Never any I/O, clock or database session: dates, the ledger and the settings com
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import holidays
-from email_validator import EmailNotValidError, validate_email
 
 from mailbot.settings import ReceiptSettings, ReminderSettings
 from mailbot.understand.types import MeetingDate, RejectedRow
@@ -31,11 +33,35 @@ AlertReason = Literal["mailbox_failing", "mailbox_recovered", "delivery_failed",
 # --- working days ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _sweden() -> type[holidays.HolidayBase]:
+    """holidays.Sweden without the other countries. `holidays.Sweden` imports the package holidays.countries,
+    whose __init__ imports every one of its 250 countries (a fifth of a second, in `mailbot check`, `remind` and
+    the worker); sweden.py itself needs only holidays' base modules. So it is loaded alone, under its own name:
+    a later import of holidays.countries finds it in sys.modules and uses the same class. Should the package's
+    layout ever change, `holidays.Sweden` as before."""
+    name = "holidays.countries.sweden"
+    if name in sys.modules:
+        return sys.modules[name].Sweden  # type: ignore[no-any-return]
+    path = Path(holidays.__file__).parent / "countries" / "sweden.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        return holidays.Sweden  # type: ignore[no-any-return]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        return module.Sweden  # type: ignore[no-any-return]
+    except Exception:
+        del sys.modules[name]
+        return holidays.Sweden  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=64)
 def _days_off(year: int) -> frozenset[date]:
     # "public" are the red days; "de_facto" adds midsommarafton, julafton and nyårsafton, which
     # Swedish offices (and the municipalities) treat as days off although no law says so.
-    calendar = holidays.Sweden(years=year, categories=("public", "de_facto"))
+    calendar = _sweden()(years=year, categories=("public", "de_facto"))
     return frozenset(calendar.keys())
 
 
@@ -552,6 +578,9 @@ def receipt_refusal(
     raw = request.sender_email or ""
     if not raw.strip() or _CONTROL.search(raw.strip()):
         return "no valid sender address"
+    # Imported for receipts only: `mailbot check` and `remind` start without it.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         address = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False).normalized.lower()
     except EmailNotValidError:
@@ -578,6 +607,8 @@ def plan_receipt(
     """The receipt for a registered mail, or None (see `receipt_refusal` for the reasons)."""
     if receipt_refusal(request, now, settings, recent_receipts_to_sender, own_domains, bouncing) is not None:
         return None
+    from email_validator import validate_email
+
     address = validate_email(request.sender_email.strip(), check_deliverability=False, allow_smtputf8=False)
     original = request.message_id.strip().strip("<>").strip() if request.message_id else None
     return PlannedReceipt(

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
-
-from imapclient import IMAPClient, SocketTimeout
-from imapclient.exceptions import CapabilityError, LoginError
+from typing import TYPE_CHECKING, Protocol, Self
 
 from mailbot.imap_auth import OAuthError, OAuthTokenProvider, TokenProvider, shared_token_provider
 from mailbot.settings import ImapSettings, Settings
 from registry.errors import ExpectedError
+
+# imapclient is imported by the IMAP source when it connects: a Maildir, and `mailbot check` without a mailbox,
+# start without it.
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,8 @@ class ImapSource(MailSource):
         if self._client is not None:
             return
         settings = self.settings
+        from imapclient import IMAPClient, SocketTimeout
+
         context = self._tls_context() if settings.ssl or settings.starttls else None
         with self._failures("connect", connecting=True):
             client = IMAPClient(
@@ -187,6 +191,8 @@ class ImapSource(MailSource):
         return context
 
     def _start_tls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
+        from imapclient.exceptions import CapabilityError
+
         try:
             with self._failures("STARTTLS", connecting=True):
                 client.starttls(context)
@@ -396,6 +402,8 @@ class ImapSource(MailSource):
     @contextmanager
     def _failures(self, action: str, *, connecting: bool = False) -> Iterator[None]:
         """Turn socket, TLS and IMAP errors into a SourceError that says where and why."""
+        from imapclient.exceptions import LoginError
+
         try:
             yield
         except SourceError:

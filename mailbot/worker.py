@@ -50,7 +50,7 @@ from registry.errors import ExpectedError
 from registry.runtime import Runtime
 
 log = logging.getLogger("mailbot.worker")
-LEASE = "worker"  # one lease for polling, sending and reminding: the active worker does all three
+LEASE = lease.WORKER_LEASE
 
 
 def reminders_due(now_local: datetime, remind_hour: int, last_run_day: date | None) -> bool:

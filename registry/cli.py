@@ -1,6 +1,8 @@
 """`registry`: the admin's window on the registry. Thin: parse options, call queries, print.
 
-Tables for people, one JSON document on stdout with --json; logs and errors on stderr.
+Tables for people, one JSON document on stdout with --json; logs and errors on stderr. The database side
+(SQLModel, the models, the queries) is imported by the commands that read it: `registry --help` and `registry
+networks` start without SQLAlchemy (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
-from registry import cli_admin, cli_ops, cli_publish, cli_report, queries
+from registry import cli_admin, cli_ops, cli_publish, cli_report
 from registry.domain import MailKind
 from registry.runtime import (
     AsOfOption,
@@ -30,7 +31,6 @@ from registry.runtime import (
     reported_errors,
     start,
 )
-from registry.status import status_findings
 from registry.swedish import (
     MAIL_KIND_TEXT,
     MAIL_STATUS_TEXT,
@@ -122,6 +122,10 @@ def networks(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command()
 def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
     """The member list in force."""
+    from sqlmodel import Session
+
+    from registry import queries
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network)
@@ -139,6 +143,10 @@ def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json:
 def meetings(ctx: typer.Context, network: str, year: YearOption = None, as_of: AsOfOption = None,
              as_json: JsonOption = False) -> None:  # fmt: skip
     """The meetings, planned, held and cancelled."""
+    from sqlmodel import Session
+
+    from registry import queries
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network)
@@ -162,6 +170,10 @@ def minutes(
     as_json: JsonOption = False,
 ) -> None:
     """The minutes on file; --get ID --out FILE saves the original document."""
+    from sqlmodel import Session
+
+    from registry import queries
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         if get is not None:
@@ -196,6 +208,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Every obligation of every network and its state."""
+    from registry.status import status_findings
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         keys = [rt.network_key(network)] if network else None
@@ -228,6 +242,10 @@ def mails(
     as_json: JsonOption = False,
 ) -> None:
     """Every mail the product has read and what became of it (the audit trail)."""
+    from sqlmodel import Session
+
+    from registry import queries
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         start = None
@@ -264,6 +282,10 @@ def review(
     as_json: JsonOption = False,
 ) -> None:
     """The mails that need a person, with the reason; --resolve ID assigns or dismisses one."""
+    from sqlmodel import Session
+
+    from registry import queries
+
     rt = _runtime(ctx)
     with reported_errors(rt):
         if resolve is None:

@@ -1,6 +1,7 @@
 """The admin's window, part two: `registry search`, `registry calendar`, `registry export-person`,
 `registry forget`, `registry purge-raw-mail`. Registered in the command table of
-registry/cli.py."""
+registry/cli.py. What each command needs (iCalendar, Jinja2 for the site, the privacy and retention work) is imported
+when it runs: `registry --help` and the other commands start without it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
-from registry.calendar_feed import calendar as build_calendar
-from registry.calendar_feed import count_events
-from registry.privacy import compact, forget_person, person_export
-from registry.publication import publish_site, site_exists
-from registry.retention import purge_raw_mail, retention_cutoff
 from registry.runtime import (
     AsOfOption,
     JsonOption,
@@ -28,7 +23,6 @@ from registry.runtime import (
     print_table,
     reported_errors,
 )
-from registry.search import search as run_search
 
 log = logging.getLogger("registry")
 NetworkOption = Annotated[str | None, typer.Option("--network", help="Only this network.")]
@@ -45,6 +39,10 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Full-text search over the minutes and the registered mails."""
+    from sqlmodel import Session
+
+    from registry.search import search as run_search
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
@@ -78,6 +76,11 @@ def calendar(
     network: NetworkOption = None,
 ) -> None:
     """Every planned, held and cancelled meeting as an iCalendar file (subscribe in Outlook or Thunderbird)."""
+    from sqlmodel import Session
+
+    from registry.calendar_feed import calendar as build_calendar
+    from registry.calendar_feed import count_events
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network) if network else None
@@ -95,6 +98,10 @@ def export_person(
     address: Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")],
 ) -> None:
     """Everything the registry holds about a person, as JSON (GDPR access request)."""
+    from sqlmodel import Session
+
+    from registry.privacy import person_export
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         if "@" not in address:
@@ -113,6 +120,9 @@ def forget(
     as_json: JsonOption = False,
 ) -> None:
     """Erase a person: memberships anonymised, address out of the outbox, mails and documents naming them purged."""
+    from registry.privacy import forget_person
+    from registry.publication import publish_site, site_exists
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         if "@" not in address:
@@ -169,6 +179,9 @@ def purge_raw_mail_command(
     as_json: JsonOption = False,
 ) -> None:
     """Purge the original bytes of old mails (retention); the facts, the mail rows and the documents stay."""
+    from registry.privacy import compact
+    from registry.retention import purge_raw_mail, retention_cutoff
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         days = rt.settings.retention.raw_mail_days if older_than_days is None else older_than_days

@@ -1,4 +1,5 @@
-"""`registry backup` and `registry restore`: operations commands. Registered in the command table of registry/cli.py."""
+"""`registry backup` and `registry restore`: operations commands. Registered in the command table of registry/cli.py.
+registry/backup.py (SQLAlchemy) is imported when a command runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from registry import backup as backup_ops
 from registry.runtime import Runtime, reported_errors
 
 
@@ -16,6 +16,8 @@ def backup_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the copy (replaced if it exists).")],
 ) -> None:
     """A consistent copy of the registry, safe while the worker runs (SQLite: one file; PostgreSQL: pg_dump)."""
+    from registry import backup as backup_ops
+
     rt: Runtime = ctx.obj
     with reported_errors(rt):
         size = backup_ops.backup(rt.engine(create=False), out)
@@ -28,6 +30,8 @@ def restore_command(
     yes: Annotated[bool, typer.Option("--yes", metavar="", help="Replace an existing registry.")] = False,
 ) -> None:
     """Put a backup back as the registry (stop the worker first). Refuses to replace a registry without --yes."""
+    from registry import backup as backup_ops
+
     rt: Runtime = ctx.obj
     with reported_errors(rt):
         target = backup_ops.restore(rt.settings.database.url, file, yes=yes)

@@ -1,5 +1,6 @@
 """`registry publish`: the public site of the minutes, and the queue of minutes waiting for a person's approval.
-Registered in the command table of registry/cli.py."""
+Registered in the command table of registry/cli.py. SQLModel and the site's builder (Jinja2) are imported when
+the command runs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
 from registry.domain import PublicationDecision
-from registry.publication import decide, pending, publish_site
 from registry.runtime import JsonOption, Runtime, UsageError, context_runtime, print_json, print_table, reported_errors
 
 
@@ -38,6 +37,8 @@ def publish(
 ) -> None:
     """Build the public site of the minutes (atomically), or work the approval queue (--pending, --approve ID,
     --approve-all, --withhold ID --note TEXT)."""
+    from registry.publication import publish_site
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         actions = sum([show_pending, bool(approve), approve_all, withhold is not None])
@@ -69,6 +70,10 @@ def publish(
 
 
 def _print_pending(rt: Runtime, as_json: bool) -> None:
+    from sqlmodel import Session
+
+    from registry.publication import pending
+
     with Session(rt.reader()) as session:
         rows = pending(session, rt.registry)
     if as_json:
@@ -83,6 +88,10 @@ def _print_pending(rt: Runtime, as_json: bool) -> None:
 
 def _decide(rt: Runtime, now: datetime, ids: list[int], every: bool, withhold: int | None, note: str | None,
             as_json: bool) -> None:  # fmt: skip
+    from sqlmodel import Session
+
+    from registry.publication import decide, pending
+
     if withhold is not None and not (note and note.strip()):
         raise UsageError("--withhold needs --note TEXT (why it is not published)")
     with Session(rt.engine(create=False)) as session:

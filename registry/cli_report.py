@@ -1,5 +1,6 @@
 """`registry report`: the yearly report for the school chiefs as one HTML file (and a PDF where Chromium is
-installed). Registered in the command table of registry/cli.py."""
+installed). Registered in the command table of registry/cli.py. SQLModel and the report's builder (Jinja2) are imported
+when the command runs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
 from registry.errors import ExpectedError
-from registry.report import VERDICT_TEXT, ReportYearError, gather_report, render_report
 from registry.runtime import AsOfOption, JsonOption, UsageError, context_runtime, print_json, reported_errors
 
 # Debian's package is `chromium`; other systems name the same browser differently.
@@ -83,6 +82,10 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """The yearly report for the school chiefs: one self-contained HTML file in Swedish (and a PDF)."""
+    from sqlmodel import Session
+
+    from registry.report import VERDICT_TEXT, ReportYearError, gather_report, render_report
+
     rt = context_runtime(ctx)
     with reported_errors(rt):
         if not 2000 <= year <= 2999:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("registry.lease")
 TABLE = WorkerLease.__table__  # type: ignore[attr-defined]
+# The lease of `mailbot run`: one for polling, sending and reminding, the active worker does all three.
+WORKER_LEASE = "worker"
 
 
 def new_holder_id() -> str:

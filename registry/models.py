@@ -1,17 +1,27 @@
 """SQLModel tables of the registry, nothing else.
 
 Portable SQL only (SQLite and PostgreSQL): no SQLite-only types or defaults.
-"""
 
-from __future__ import annotations
+Every command that reads the registry imports this module, so its classes are made cheaply: pydantic's validator
+and serializer of a table are built when first used (`Table`; the ORM does not use them to load rows), and the
+annotations are real types, not strings to evaluate (no `from __future__ import annotations` here).
+"""
 
 from datetime import date, datetime, time
 
 from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import SQLModelConfig
 
 
-class NetworkRow(SQLModel, table=True):
+class Table(SQLModel):
+    """The base of the registry's tables: pydantic builds a table's schema at its first validation or dump, not
+    when the module is imported."""
+
+    model_config = SQLModelConfig(defer_build=True)
+
+
+class NetworkRow(Table, table=True):
     """A network known to the registry; its obligations live in config/networks.toml."""
 
     __tablename__ = "network"
@@ -19,19 +29,19 @@ class NetworkRow(SQLModel, table=True):
     name: str
 
 
-class MunicipalityRow(SQLModel, table=True):
+class MunicipalityRow(Table, table=True):
     __tablename__ = "municipality"
     name: str = Field(primary_key=True, max_length=64)
 
 
-class Person(SQLModel, table=True):
+class Person(Table, table=True):
     __tablename__ = "person"
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, max_length=320)  # lower case
     name: str
 
 
-class InboundMail(SQLModel, table=True):
+class InboundMail(Table, table=True):
     """Every mail the product has read, verbatim, and what became of it (the audit trail)."""
 
     __tablename__ = "inbound_mail"
@@ -58,7 +68,7 @@ class InboundMail(SQLModel, table=True):
     resolution: str | None = None
 
 
-class Document(SQLModel, table=True):
+class Document(Table, table=True):
     """An original document (attachment or pasted body), kept whole."""
 
     __tablename__ = "document"
@@ -71,7 +81,7 @@ class Document(SQLModel, table=True):
     source_mail_id: int = Field(foreign_key="inbound_mail.id")
 
 
-class MemberList(SQLModel, table=True):
+class MemberList(Table, table=True):
     """One member list as received; the newest received on or before a date is in force."""
 
     __tablename__ = "member_list"
@@ -89,7 +99,7 @@ class MemberList(SQLModel, table=True):
     source_mail_id: int = Field(foreign_key="inbound_mail.id")
 
 
-class Membership(SQLModel, table=True):
+class Membership(Table, table=True):
     __tablename__ = "membership"
     id: int | None = Field(default=None, primary_key=True)
     member_list_id: int = Field(foreign_key="member_list.id", index=True)
@@ -102,7 +112,7 @@ class Membership(SQLModel, table=True):
     source_mail_id: int = Field(foreign_key="inbound_mail.id")
 
 
-class Meeting(SQLModel, table=True):
+class Meeting(Table, table=True):
     __tablename__ = "meeting"
     __table_args__ = (UniqueConstraint("network_key", "calendar_uid", "recurrence", name="uq_meeting_calendar"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -120,7 +130,7 @@ class Meeting(SQLModel, table=True):
     updated_by_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
 
 
-class Minutes(SQLModel, table=True):
+class Minutes(Table, table=True):
     __tablename__ = "minutes"
     __table_args__ = (UniqueConstraint("network_key", "document_id", name="uq_minutes_document"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -133,7 +143,7 @@ class Minutes(SQLModel, table=True):
     source_mail_id: int = Field(foreign_key="inbound_mail.id")
 
 
-class DeliverableReceipt(SQLModel, table=True):
+class DeliverableReceipt(Table, table=True):
     """A dated deliverable or a revised commission, as received."""
 
     __tablename__ = "deliverable_receipt"
@@ -145,7 +155,7 @@ class DeliverableReceipt(SQLModel, table=True):
     source_mail_id: int = Field(foreign_key="inbound_mail.id")
 
 
-class MailboxState(SQLModel, table=True):
+class MailboxState(Table, table=True):
     """Incremental-sync position per folder, and the health of the last passes."""
 
     __tablename__ = "mailbox_state"
@@ -160,7 +170,7 @@ class MailboxState(SQLModel, table=True):
     alert_sent: bool = False
 
 
-class OutboundMail(SQLModel, table=True):
+class OutboundMail(Table, table=True):
     """The outbox: every reminder, receipt and alert, written once per dedup key."""
 
     __tablename__ = "outbound_mail"
@@ -190,7 +200,7 @@ class OutboundMail(SQLModel, table=True):
     attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
-class ReminderItem(SQLModel, table=True):
+class ReminderItem(Table, table=True):
     """The ledger: which obligation a reminder was about (one row per obligation per reminder)."""
 
     __tablename__ = "reminder_item"
@@ -202,7 +212,7 @@ class ReminderItem(SQLModel, table=True):
     escalated: bool = False
 
 
-class BouncingAddress(SQLModel, table=True):
+class BouncingAddress(Table, table=True):
     __tablename__ = "bouncing_address"
     email: str = Field(primary_key=True, max_length=320)
     first_bounce: datetime
@@ -210,7 +220,7 @@ class BouncingAddress(SQLModel, table=True):
     source_mail_id: int | None = Field(default=None, foreign_key="inbound_mail.id")
 
 
-class RunLog(SQLModel, table=True):
+class RunLog(Table, table=True):
     """When each kind of run last succeeded (for `mailbot check` and monitoring)."""
 
     __tablename__ = "run_log"
@@ -220,7 +230,7 @@ class RunLog(SQLModel, table=True):
     last_error: str | None = None
 
 
-class MinutesPublication(SQLModel, table=True):
+class MinutesPublication(Table, table=True):
     """The way of one set of minutes to the public site (networks whose commission asks for it): a person's
     decision where approval is required, and when it was first published. No row: not yet decided."""
 

@@ -4,14 +4,14 @@ and upload state. Kept apart from models.py.
 Portable SQL only (SQLite and PostgreSQL). Created by migrations 0003_worker_lease, 0008_mail_attempt and 0009_publication.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
+
+from registry.models import Table
 
 
-class WorkerLease(SQLModel, table=True):
+class WorkerLease(Table, table=True):
     """Who may do the work named `name` (poll, send, remind) until `expires_at`; renewed by its holder every tick."""
 
     __tablename__ = "worker_lease"
@@ -21,7 +21,7 @@ class WorkerLease(SQLModel, table=True):
     expires_at: datetime  # UTC; after this moment any other process may take it over
 
 
-class MailAttempt(SQLModel, table=True):
+class MailAttempt(Table, table=True):
     """A mail whose reading has started but not finished (quarantine of poison mail, migration 0008).
 
     Committed before the mail is read and deleted in the transaction that records it: a row that outlives its
@@ -36,7 +36,7 @@ class MailAttempt(SQLModel, table=True):
     last_attempt: datetime  # UTC
 
 
-class SiteState(SQLModel, table=True):
+class SiteState(Table, table=True):
     """The public site (`registry publish`): the last build, and the upload to the web server with its failure
     streak (one alert per streak, like a failing mailbox). One row, name "site"."""
 

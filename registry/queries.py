@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from registry.domain import MeetingStatus, PublicationDecision, Role
@@ -41,6 +42,7 @@ from registry.models import (
     Minutes,
     MinutesPublication,
     Person,
+    RunLog,
 )
 
 
@@ -385,6 +387,15 @@ def save_minutes_document(session: Session, minutes_id: int, out: Path) -> tuple
         )
     out.write_bytes(document.content)
     return document.filename, len(document.content)
+
+
+def last_runs(engine: Engine) -> dict[str, dict[str, object]]:
+    """When each kind of run (poll, remind) last started and succeeded, and its last error."""
+    with Session(engine) as session:
+        return {
+            row.kind: {"last_success": row.last_success, "last_start": row.last_start, "last_error": row.last_error}
+            for row in session.exec(select(RunLog).order_by(col(RunLog.kind))).all()
+        }
 
 
 def mailbox_health(session: Session) -> list[str]:

@@ -1,6 +1,9 @@
 """What both CLIs share: loading settings and configuration, opening the database, printing, errors.
 
-The CLIs stay thin; nothing here holds domain logic.
+The CLIs stay thin; nothing here holds domain logic. Every command imports this module (and `--help` only this
+and typer), so what only some commands need is imported where it is used: the settings (pydantic-settings) and the
+configuration when a command first asks for them, SQLAlchemy when it opens the database, rich when a table is
+drawn on a terminal (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -15,21 +18,19 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.settings import Settings, load_settings
-from registry.config import ConfigError, Registry, load_registry
-from registry.db import open_registry, reader
 from registry.errors import ExpectedError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from mailbot.settings import Settings
+    from registry.config import Registry
 
 log = logging.getLogger("registry")
 
@@ -46,10 +47,14 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
+        from mailbot.settings import load_settings
+
         return load_settings(self.config_path, **self.overrides)
 
     @cached_property
     def registry(self) -> Registry:
+        from registry.config import load_registry
+
         return load_registry(self.settings.networks_dir())
 
     @cached_property
@@ -57,6 +62,8 @@ class Runtime:
         try:
             return ZoneInfo(self.settings.schedule.timezone)
         except (ZoneInfoNotFoundError, ValueError):
+            from registry.config import ConfigError
+
             raise ConfigError(f"schedule.timezone: unknown time zone {self.settings.schedule.timezone!r}") from None
 
     def engine(self, create: bool = True) -> Engine:
@@ -64,6 +71,8 @@ class Runtime:
         run, demo) may make one: every other command opens it with create=False, and a missing, empty or foreign
         database is then an error (registry/db.py)."""
         if "_engine" not in self.__dict__:
+            from registry.db import open_registry
+
             self.__dict__["_engine"] = open_registry(
                 self.settings.database.url, self.registry, self.settings.database.busy_timeout_ms, create=create
             )
@@ -72,6 +81,8 @@ class Runtime:
     def reader(self) -> Engine:
         """The registry database for a command that only reads (every `registry` listing): on SQLite it does not
         queue for the write lock while the worker or an admin command writes."""
+        from registry.db import reader
+
         return reader(self.engine(create=False))
 
     def today(self, as_of: str | None) -> date:
@@ -227,6 +238,10 @@ def print_table(
     if not sys.stdout.isatty() or len(cells) > RICH_TABLE_MAX_ROWS:
         sys.stdout.write(_plain_table(title, columns, [[v.replace("\n", " ") for v in row] for row in cells]))
         return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     by_index = {columns.index(name): mapping for name, mapping in (styles or {}).items()}
     table = Table(title=title, show_lines=False)
     for column in columns:
@@ -260,11 +275,18 @@ def reported_errors(runtime: Runtime) -> Iterator[None]:
         if runtime.debug:
             raise
         fail(str(error))
-    except SQLAlchemyError as error:
+    except Exception as error:
         if runtime.debug:
             raise
-        fail(f"database error: {error.__class__.__name__}: {getattr(error, 'orig', error)}")
-    except OSError as error:
-        if runtime.debug:
-            raise
-        fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+        if _is_sqlalchemy_error(error):
+            fail(f"database error: {error.__class__.__name__}: {getattr(error, 'orig', error)}")
+        if isinstance(error, OSError):
+            fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+        raise
+
+
+def _is_sqlalchemy_error(error: BaseException) -> bool:
+    """Whether `error` is a SQLAlchemyError, without importing SQLAlchemy: a command that has not imported it
+    cannot have raised one."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(error, exc.SQLAlchemyError)

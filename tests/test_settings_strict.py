@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.settings import load_settings, read_password_file
+from mailbot.settings import VALID_DEFAULT_ADDRESSES, check_email, load_settings, read_password_file
 from registry.config import ConfigError
 from registry.paths import config_dir
 
@@ -75,6 +75,15 @@ def test_variables_that_are_not_settings_are_allowed(monkeypatch: pytest.MonkeyP
 def test_values_are_checked(tmp_path: Path, toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_settings(settings_file(tmp_path, toml))
+
+
+def test_the_default_addresses_pass_email_validator() -> None:
+    """Loading the settings takes the defaults as they are, without importing email-validator (startup)."""
+    settings = load_settings()
+    defaults = {settings.smtp.sender, settings.smtp.reply_to, *settings.admin.addresses}
+    assert defaults == set(VALID_DEFAULT_ADDRESSES)
+    for address in defaults:
+        assert check_email(address, "address") == address
 
 
 @pytest.mark.parametrize(

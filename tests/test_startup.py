@@ -121,3 +121,100 @@ def test_json_output_is_unchanged_by_the_fast_encoder(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert out == json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
     assert os.linesep in out
+
+
+# --- what each command imports (issue 14: a CLI that starts at once) -----------------------------------------
+# A command imports what it uses when it uses it; these are the libraries it must then not have imported.
+# (benchmarks/startup.py measures the time; a test only says which modules were loaded, which cannot flake.)
+NOT_AT_START = ("rich", "alembic", "jinja2", "openpyxl", "docx", "pypdf", "pypdfium2", "icalendar", "imapclient",
+                "aiosmtplib", "apscheduler", "holidays.countries", "email_validator", "msal", "tnefparse")  # fmt: skip
+WATCHED = (*NOT_AT_START, "sqlalchemy", "pydantic", "holidays")
+PROBE = """
+import sys
+sys.argv = [{script!r}, *{args!r}]
+from {script}.cli import main
+try:
+    main()
+except SystemExit as stop:
+    status = stop.code or 0
+else:
+    status = 0
+print()
+print("PROBE", status, *sorted(name for name in {watched!r} if name in sys.modules))
+"""
+
+
+def _imported(script: str, *args: str, cwd: Path, url: str | None = None) -> tuple[int, set[str]]:
+    """Run `script args` (registry or mailbot) in a fresh interpreter: its exit status and which of WATCHED it
+    imported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env["PYTHONPATH"] = str(ROOT)
+    if url is not None:
+        env["MAILBOT_DATABASE__URL"] = url
+    program = PROBE.format(script=script, args=list(args), watched=WATCHED)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=cwd, env=env,
+                          check=False)  # fmt: skip
+    probe = [line for line in done.stdout.splitlines() if line.startswith("PROBE ")]
+    assert probe, f"no probe line; stdout: {done.stdout[-2000:]!r}; stderr: {done.stderr[-2000:]!r}"
+    status, *modules = probe[-1].split()[1:]
+    return int(status), set(modules)
+
+
+@pytest.mark.parametrize("args", [("status", "--json"), ("members", "skis", "--json"), ("mails", "--json")])
+def test_a_listing_imports_only_the_database_side(args: tuple[str, ...], database_url: str, tmp_path: Path) -> None:
+    open_registry(database_url, load_registry(config_dir())).dispose()
+    status, modules = _imported("registry", *args, cwd=tmp_path, url=database_url)
+    assert status == 0
+    assert "sqlalchemy" in modules
+    assert not modules & set(NOT_AT_START)
+
+
+@pytest.mark.parametrize(("script", "args"), [("registry", ("--help",)), ("mailbot", ("--help",)),
+                                              ("registry", ("networks", "--json")), ("registry", ("search", "--help"))])  # fmt: skip
+def test_help_and_the_configuration_need_no_database_library(
+    script: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    status, modules = _imported(script, *args, cwd=tmp_path)
+    assert status == 0
+    # --help is typer's help, which rich draws; nothing else of the list is loaded, and no SQLAlchemy.
+    assert not modules & {*NOT_AT_START, "sqlalchemy"} - {"rich"}
+    assert ("rich" in modules) == ("--help" in args)
+
+
+def test_mailbot_check_without_servers_imports_no_client(database_url: str, tmp_path: Path) -> None:
+    """On a configuration without a mailbox or an SMTP server (the demo's), `mailbot check` reports both as
+    failures without importing the IMAP or SMTP client, the jobs (Jinja2, the scheduler) or every country of
+    `holidays` (it needs Sweden's working days)."""
+    open_registry(database_url, load_registry(config_dir())).dispose()
+    status, modules = _imported("mailbot", "check", cwd=tmp_path, url=database_url)
+    assert status == 1  # no mailbox, no SMTP server, no worker
+    assert "holidays" in modules
+    assert not modules & set(NOT_AT_START)
+
+
+def test_swedish_working_days_from_sweden_alone_are_those_of_the_holidays_package() -> None:
+    """mailbot/remind.py loads holidays' sweden.py without the package of every country; the working days must be
+    the ones of `holidays.Sweden` imported the usual way (each side in an interpreter of its own)."""
+    days = "[date(2020, 1, 1) + timedelta(days=n) for n in range(366 * 12)]"
+    ours = (
+        "import sys\n"
+        "from datetime import date, timedelta\n"
+        "from mailbot.remind import is_working_day\n"
+        f"print([d.isoformat() for d in {days} if not is_working_day(d)])\n"
+        "assert 'holidays.countries' not in sys.modules\n"
+    )
+    theirs = (
+        "from datetime import date, timedelta\n"
+        "import holidays.countries\n"
+        "off = {}\n"
+        "for year in range(2020, 2033):\n"
+        "    off.update(holidays.countries.Sweden(years=year, categories=('public', 'de_facto')))\n"
+        f"print([d.isoformat() for d in {days} if d.weekday() >= 5 or d in off])\n"
+    )
+    results = []
+    for program in (ours, theirs):
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=False)
+        assert done.returncode == 0, done.stderr
+        results.append(done.stdout)
+    assert "2025-06-20" in results[0]  # midsommarafton
+    assert results[0] == results[1]
