@@ -3,8 +3,6 @@
 Tables for people, one JSON document on stdout with --json; logs and errors on stderr.
 """
 
-from __future__ import annotations
-
 import logging
 import signal
 import sys
@@ -60,7 +58,7 @@ def _now(rt: Runtime, as_of: str | None) -> datetime:
     return datetime.combine(rt.today(as_of), time(17, 0), tzinfo=rt.tz).astimezone(UTC)
 
 
-def _print_pass(result: jobs.PollResult, as_json: bool, list_mails: bool = True) -> None:
+def _print_pass(result: "jobs.PollResult", as_json: bool, list_mails: bool = True) -> None:
     report = result.report
     if as_json:
         print_json(
@@ -180,7 +178,7 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
             typer.echo(f"Loggen över varje inläst mejl finns i {log_file} (--debug visar den här).")
 
 
-def _print_receipts(rt: Runtime, result: jobs.PollResult) -> None:
+def _print_receipts(rt: Runtime, result: "jobs.PollResult") -> None:
     """Why registered mails got no receipt: in the demo most because the sample's mails are older than the
     receipt window (receipts.max_age_days) on the demo's day, which a reader would otherwise take for a fault."""
     refused = result.receipts_refused

@@ -4,13 +4,12 @@ Resolution of the file: --config, else $MAILBOT_CONFIG, else config/mailbot.toml
 directory if it exists, else built-in defaults. Secrets are SecretStr and never printed.
 """
 
-from __future__ import annotations
-
 import codecs
 import difflib
 import os
 import shlex
 import tomllib
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -107,7 +106,7 @@ class ImapSettings(BaseModel):
     ca_file: Path | None = None  # extra CA for a private server (tests)
 
     @model_validator(mode="after")
-    def _one_password(self) -> ImapSettings:
+    def _one_password(self) -> "ImapSettings":
         return _one_password(self, "imap")
 
     # IMAP IDLE (RFC 2177) in `mailbot run`: a second connection waits for new mail and starts a pass at once.
@@ -137,7 +136,7 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
 
     @model_validator(mode="after")
-    def _one_password(self) -> SmtpSettings:
+    def _one_password(self) -> "SmtpSettings":
         return _one_password(self, "smtp")
 
     @field_validator("sender", "reply_to")
@@ -297,7 +296,7 @@ class Settings(BaseSettings):
     config_dir: Path | None = None  # networks.toml and municipalities.toml; default: the bundled config/
     maildir: Path | None = None  # read a local Maildir instead of IMAP (the embedded default)
 
-    toml_file: ClassVar[Path | None] = None
+    toml_file: ClassVar[Path | None] = None  # a subclass's own file; else the one `load_settings` reads
 
     @classmethod
     def settings_customise_sources(
@@ -309,8 +308,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        toml_file = cls.toml_file if cls.toml_file is not None else _TOML_FILE.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     _settings_file: Path | None = PrivateAttr(default=None)
@@ -333,6 +333,9 @@ class Settings(BaseSettings):
                     return candidate
         return config_dir()
 
+
+# The settings file `load_settings` is reading, for Settings.settings_customise_sources.
+_TOML_FILE: ContextVar[Path | None] = ContextVar("mailbot_settings_file", default=None)
 
 # MAILBOT_* variables that are not settings: read by the CLIs, the cache and the tests themselves.
 NOT_SETTINGS = ("MAILBOT_CONFIG", "MAILBOT_CACHE_DIR")
@@ -420,11 +423,11 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
     if problems:
         raise ConfigError("\n".join(problems))
 
-    class _Loaded(Settings):
-        toml_file = path
-
+    # The file goes to the TOML source through a context variable, not a subclass made here: a new class would
+    # build its pydantic schema again at every load (benchmarks/startup.py).
+    token = _TOML_FILE.set(path)
     try:
-        loaded = _Loaded(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
         where = str(path) if path else "environment"
         lines = [f"{where}: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()]
@@ -433,6 +436,7 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
         if type(error).__name__ == "TOMLDecodeError":
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
         raise
-    settings = Settings.model_validate(loaded.model_dump())
+    finally:
+        _TOML_FILE.reset(token)
     settings._settings_file = path
     return settings

@@ -5,8 +5,6 @@ Tables for people, one JSON document on stdout with --json; logs and errors on s
 networks` start without SQLAlchemy (benchmarks/startup.py).
 """
 
-from __future__ import annotations
-
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated

@@ -3,8 +3,6 @@
 registry/cli.py. What each command needs (iCalendar, Jinja2 for the site, the privacy and retention work) is imported
 when it runs: `registry --help` and the other commands start without it."""
 
-from __future__ import annotations
-
 import logging
 from datetime import UTC, datetime, time
 from pathlib import Path

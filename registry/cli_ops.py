@@ -1,8 +1,6 @@
 """`registry backup` and `registry restore`: operations commands. Registered in the command table of registry/cli.py.
 registry/backup.py (SQLAlchemy) is imported when a command runs."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -2,8 +2,6 @@
 Registered in the command table of registry/cli.py. SQLModel and the site's builder (Jinja2) are imported when
 the command runs."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated

@@ -2,8 +2,6 @@
 installed). Registered in the command table of registry/cli.py. SQLModel and the report's builder (Jinja2) are imported
 when the command runs."""
 
-from __future__ import annotations
-
 import shutil
 import subprocess
 import tempfile

@@ -4,8 +4,6 @@ Validated on load; an error names the file, the key and what is wrong. Never any
 the two files; the loaded values are frozen.
 """
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import logging
@@ -104,7 +102,7 @@ class Network(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _every_obligation_quoted(self) -> Network:
+    def _every_obligation_quoted(self) -> "Network":
         needed = {"member_list", "meeting_dates", "meeting_count", "minutes"}
         if self.meeting_weekday:
             needed.add("meeting_weekday")
