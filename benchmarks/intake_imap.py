@@ -191,7 +191,8 @@ def small_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-def make_mail(number: int, pdf: bytes, tag: str) -> bytes:
+def _headed(number: int, tag: str) -> tuple[EmailMessage, str]:
+    """Mail `number`'s headers (sender, subject, date, Message-ID) and its sender's name."""
     name, address = SENDERS[number % len(SENDERS)]
     message = EmailMessage(policy=SMTP)
     message["From"] = f"{name} <{address}>"
@@ -199,6 +200,11 @@ def make_mail(number: int, pdf: bytes, tag: str) -> bytes:
     message["Subject"] = f"Fråga om nätverksträffen, ärende {number}"
     message["Date"] = format_datetime(datetime(2025, 3, 3, 8, 0, tzinfo=UTC) + timedelta(minutes=3 * number))
     message["Message-ID"] = f"<bench-{tag}-{number:06d}@{address.split('@')[1]}>"
+    return message, name
+
+
+def make_mail(number: int, pdf: bytes, tag: str) -> bytes:
+    message, name = _headed(number, tag)
     message.set_content(
         f"Hej!\n\nJag har en fråga om ärende {number}: går det bra att vi ses i Skövde på torsdag?\n"
         "Vi är tre från kommunen.\n\nMed vänliga hälsningar\n" + name + "\n"
@@ -286,13 +292,7 @@ p.MsoNormal {{margin:0cm; font-size:11.0pt; font-family:"Calibri",sans-serif;}}<
 def make_issue_mail(number: int, files: tuple[bytes, bytes], tag: str) -> bytes:
     """Issue 14's mix: an Outlook-style mail (plain text and HTML); every tenth with the minutes PDF, every tenth
     from the fifth on with the member list DOCX."""
-    name, address = SENDERS[number % len(SENDERS)]
-    message = EmailMessage(policy=SMTP)
-    message["From"] = f"{name} <{address}>"
-    message["To"] = "Utbildning Skaraborg <utbildning@skaraborg.se>"
-    message["Subject"] = f"Fråga om nätverksträffen, ärende {number}"
-    message["Date"] = format_datetime(datetime(2025, 3, 3, 8, 0, tzinfo=UTC) + timedelta(minutes=3 * number))
-    message["Message-ID"] = f"<bench-{tag}-{number:06d}@{address.split('@')[1]}>"
+    message, name = _headed(number, tag)
     message["Thread-Topic"] = f"Fråga om nätverksträffen, ärende {number}"
     message["Content-Language"] = "sv-SE"
     message["X-MS-Has-Attach"] = "yes" if number % 5 == 0 else ""
