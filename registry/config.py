@@ -166,6 +166,11 @@ class MunicipalityIndex:
                 self._by_name[self._key(variant)] = m.name
             for domain in m.domains:
                 self._by_domain[domain.lower()] = m.name
+        # Every variant in one pattern: it tells at once whether a text names any municipality at all (the
+        # understanding asks this of every word of a member list or an attendance line, and most name none).
+        variants = sorted(self._by_name, key=len, reverse=True)
+        self._any = re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, variants)) + r")(?![a-z])")
+        self._answers: dict[str, str | None] = {}  # match_name's answers, the same words come back in list after list
 
     @staticmethod
     def _key(text: str) -> str:
@@ -176,18 +181,28 @@ class MunicipalityIndex:
         """The canonical name for `text`, or None (also for an empty text)."""
         if not text or not text.strip():
             return None
+        if text in self._answers:
+            return self._answers[text]
         key = self._key(text)
-        if key in self._by_name:
-            return self._by_name[key]
-        # "Barn- och utbildningsförvaltningen, Skövde kommun": a known name as a whole word.
-        for variant_key, name in self._by_name.items():
-            if re.search(rf"(?<![a-z]){re.escape(variant_key)}(?![a-z])", fold(text)):
-                return name
-        return None
+        answer = self._by_name.get(key)
+        if answer is None and self._any.search(folded := fold(text)):
+            # "Barn- och utbildningsförvaltningen, Skövde kommun": a known name as a whole word (the first variant
+            # in configuration order that occurs).
+            answer = next(
+                (name for variant_key, name in self._by_name.items()
+                 if re.search(rf"(?<![a-z]){re.escape(variant_key)}(?![a-z])", folded)),
+                None,
+            )  # fmt: skip
+        if len(self._answers) >= 4096:
+            self._answers.clear()
+        self._answers[text] = answer
+        return answer
 
     def find_all(self, text: str) -> tuple[str, ...]:
         """Every municipality named anywhere in `text` (whole words), sorted, each once."""
         folded = fold(text)
+        if not self._any.search(folded):
+            return ()
         found = {
             name
             for variant_key, name in self._by_name.items()

@@ -104,37 +104,7 @@ def person_name(text: str, municipalities: MunicipalityIndex | None = None) -> s
 
 
 def _is_municipality_word(word: str, municipalities: MunicipalityIndex) -> bool:
-    return match_municipality(municipalities, word.strip(".,;:()")) is not None and word[:1].isupper()
-
-
-_MATCHERS: dict[int, tuple[MunicipalityIndex, re.Pattern[str], dict[str, str | None]]] = {}
-
-
-def match_municipality(municipalities: MunicipalityIndex, text: str | None) -> str | None:
-    """`municipalities.match_name(text)`, cheaper: the understanding asks it of every word of a list or an
-    attendance line, and a word that names no municipality cost one whole-word search per variant. One combined
-    pattern of every variant tells first whether any of them is in the text (only then is match_name asked), and
-    answers are remembered per index (keyed by identity; the entry keeps the index alive, so an id is not reused)."""
-    if not text or not text.strip():
-        return None
-    entry = _MATCHERS.get(id(municipalities))
-    if entry is None or entry[0] is not municipalities:
-        if len(_MATCHERS) > 16:
-            _MATCHERS.clear()
-        variants = sorted(municipalities._by_name, key=len, reverse=True)  # the keys match_name searches for
-        combined = re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, variants)) + r")(?![a-z])")
-        entry = _MATCHERS[id(municipalities)] = (municipalities, combined, {})
-    _, combined, answers = entry
-    if text in answers:
-        return answers[text]
-    if municipalities._key(text) in municipalities._by_name or combined.search(fold(text)):
-        answer = municipalities.match_name(text)
-    else:
-        answer = None  # no variant occurs in the text: match_name would search them all and find none
-    if len(answers) >= 4096:
-        answers.clear()
-    answers[text] = answer
-    return answer
+    return municipalities.match_name(word.strip(".,;:()")) is not None and word[:1].isupper()
 
 
 # --- e-mail ------------------------------------------------------------------------------------
@@ -171,7 +141,7 @@ def _municipality_of(email: str, stated: Sequence[str | None], municipalities: M
         # Federation staff sit in the network for Skaraborgs kommunalförbund, not for a municipality.
         return None
     for text in stated:
-        found = match_municipality(municipalities, text)
+        found = municipalities.match_name(text)
         if found:
             return found
     return municipalities.match_domain(email)
@@ -458,7 +428,7 @@ def _is_prose(part: str, municipalities: MunicipalityIndex) -> bool:
         if w
         and w not in _ROLE_WORDS
         and w not in ("kommun", "kommuns", "stad")
-        and not match_municipality(municipalities, w)
+        and not municipalities.match_name(w)
     ]
     return len(unexplained) >= 2
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from mailbot.understand.members import match_municipality, person_name
+from mailbot.understand.members import person_name
 from mailbot.understand.types import MinutesResult
 from registry.config import MunicipalityIndex, fold
 
@@ -184,11 +184,11 @@ def _capitalised_municipalities(line: str, municipalities: MunicipalityIndex) ->
     for index, word in enumerate(words):
         if not word[0].isupper():
             continue
-        name = match_municipality(municipalities, word)
+        name = municipalities.match_name(word)
         if name is None and index + 1 < len(words):
             # Two-word names and variants ("Falköpings kommun" is covered by the suffix rule).
-            name = match_municipality(municipalities, f"{word} {words[index + 1]}")
-            if name is not None and match_municipality(municipalities, words[index + 1]) == name:
+            name = municipalities.match_name(f"{word} {words[index + 1]}")
+            if name is not None and municipalities.match_name(words[index + 1]) == name:
                 name = None  # matched only through the second word, which has its own turn
         if name is not None:
             found.add(name)
