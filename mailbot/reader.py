@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Generic, Protocol, TypeVar
 
 from mailbot.understand.pipeline import Context, Understanding
@@ -83,6 +83,13 @@ def read_mail(job: ReadJob) -> Outcome:
 # transaction): before it waits for a reading longer than SETTLE_AFTER seconds, and before a job read alone.
 Settle = Callable[[], None]
 SETTLE_AFTER = 0.2
+# How many mails `read_many` may have pulled ahead of the first it has not yet yielded, per worker: a worker that is
+# done goes on with the next mails while a slow one (a long PDF) is read beside it, instead of waiting for it.
+LOOK_AHEAD_PER_WORKER = 8
+# A mail up to this size may wait in a worker's pipe while the worker reads the one before it. Bigger ones are sent
+# only to an idle worker: the whole message must fit in the socket's buffer (about 200 kB on Linux), or the main
+# process, blocked sending it, and the worker, blocked sending its answer, would wait for each other for ever.
+QUEUED_RAW_BYTES = 32 * 1024
 
 
 class Reader(Protocol):
@@ -184,11 +191,16 @@ class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
         parent, child = context.Pipe()
         self.sent: dict[str, object] = {}  # the shared context parts this worker holds (see _pack)
+        self.jobs: deque[_Pending[object]] = deque()  # sent to it, not yet answered, in order (the first is read)
         self.process = context.Process(target=_serve, args=(child, memory_bytes), name="mailbot-reader", daemon=True)
         with _parent_main_hidden():
             self.process.start()
         child.close()
         self.connection = parent
+
+    def holds_context_of(self, job: ReadJob) -> bool:
+        """Whether `_pack` would send no shared context part with `job` (its message is then about its raw size)."""
+        return all(self.sent.get(name) is getattr(job.context, name) for name in _SHARED)
 
     def stop(self) -> None:
         self.process.kill()
@@ -196,12 +208,13 @@ class _Worker:
         self.connection.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending(Generic[T]):
     tag: T
-    worker: _Worker | None
-    started: float
-    alone: bool = False
+    job: ReadJob | None  # None: not read (passed through)
+    started: float = 0.0  # when its worker began it (as far as the main process knows)
+    done: bool = False
+    outcome: Outcome | None = None
 
 
 class BudgetedReader:
@@ -238,8 +251,8 @@ class BudgetedReader:
             )
         return failure
 
-    def _submit(self, job: ReadJob) -> _Worker:
-        worker = self._worker()
+    def _send(self, worker: _Worker, job: ReadJob) -> _Worker:
+        """Send `job` to `worker` (a fresh one instead when that one died while idle); returns the one sent to."""
         try:
             worker.connection.send(_pack(job, worker.sent))
         except (OSError, ValueError):  # a worker that died while idle: one fresh try
@@ -248,98 +261,168 @@ class BudgetedReader:
             worker.connection.send(_pack(job, worker.sent))
         return worker
 
-    def _result(self, pending: _Pending[T], settle: Settle | None = None) -> Outcome | None:
-        worker = pending.worker
-        if worker is None:
-            return None
-        elapsed = lambda: time.monotonic() - pending.started  # noqa: E731
-        if settle is not None and not worker.connection.poll(SETTLE_AFTER):
-            settle()  # a slow mail: what was done before it does not wait for it
-        remaining = pending.started + self.timeout_seconds - time.monotonic()
-        if not worker.connection.poll(max(remaining, 0)):
-            worker.stop()
-            self.replaced += 1
-            return Outcome(
-                None,
-                None,
-                f"could not be read within {self.timeout_seconds:g} s (reader.timeout_seconds): the reader was "
-                "stopped; kept verbatim, not read",
-                elapsed(),
-            )
+    def _answer(self, worker: _Worker, pending: _Pending[T]) -> tuple[Outcome, bool]:
+        """The outcome of `pending`, the first job of `worker`, whose connection is ready (its answer, or its end);
+        and whether the worker can go on (else it is stopped)."""
+        elapsed = time.monotonic() - pending.started
         try:
             outcome: Outcome = worker.connection.recv()
         except (EOFError, OSError):
             worker.process.join(5)
             code = worker.process.exitcode
-            worker.stop()
-            self.replaced += 1
             how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
             return Outcome(
                 None,
                 None,
                 f"the reader process died while reading this mail ({how}), most likely out of memory "
                 f"(reader.memory_mb = {self.memory_mb}); kept verbatim, not read",
-                elapsed(),
-            )
-        if outcome.failure == "memory":
-            # Past its memory budget, perhaps while it received the job (its shared context parts then differ from
-            # what `sent` says): not reused.
-            worker.stop()
-            self.replaced += 1
-        else:
-            self._idle.append(worker)
+                elapsed,
+            ), False
+        # Past its memory budget, perhaps while it received the job (its shared context parts then differ from what
+        # `sent` says, and the rest of that message may still be in the pipe): not reused.
+        usable = outcome.failure != "memory"
         if outcome.failure is not None:
-            return Outcome(None, None, self._reason(outcome.failure), elapsed())
-        return Outcome(outcome.parsed, outcome.understanding, None, elapsed())
+            return Outcome(None, None, self._reason(outcome.failure), elapsed), usable
+        return Outcome(outcome.parsed, outcome.understanding, None, elapsed), usable
+
+    def _expired(self, pending: _Pending[T]) -> Outcome:
+        return Outcome(
+            None,
+            None,
+            f"could not be read within {self.timeout_seconds:g} s (reader.timeout_seconds): the reader was "
+            "stopped; kept verbatim, not read",
+            time.monotonic() - pending.started,
+        )
 
     def read_many(
         self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
     ) -> Iterator[tuple[T, Outcome | None]]:
-        queue: deque[_Pending[T]] = deque()
+        """See the module's docstring. Each worker reads one job at a time; beside it a worker may hold one more,
+        small, job in its pipe (see QUEUED_RAW_BYTES), so that it goes on at once instead of waiting for the main
+        process to take its answer and send the next. The wall clock of that job starts when the main process
+        takes the answer before it."""
+        workers = max(self.workers, 1)
+        window = workers * LOOK_AHEAD_PER_WORKER
+        queue: deque[_Pending[T]] = deque()  # pulled and not yet yielded, in order
+        order: dict[_Pending[T], int] = {}  # each pulled job's place in the order of the items
+        active: list[_Worker] = []  # the workers reading this call's jobs
+        again: list[_Pending[T]] = []  # jobs whose worker went away before it began them: sent again, in order
         source = iter(items)
         exhausted = False
-        waiting: tuple[T, ReadJob | None] | None = None  # pulled, not yet submitted (an `alone` job waits its turn)
-        in_flight = alone = 0
+        waiting: tuple[T, ReadJob | None] | None = None  # pulled, not yet in `queue` (a suspect waits its turn)
+        alone = False  # a job read alone is in flight
+
+        def worker_for(job: ReadJob) -> _Worker | None:
+            if len(active) < workers:
+                worker = self._worker()
+                active.append(worker)
+                return worker
+            if job.alone or len(job.raw) > QUEUED_RAW_BYTES:
+                return None
+            return next((w for w in active if len(w.jobs) == 1 and w.holds_context_of(job)), None)
+
+        def send(pending: _Pending[T], worker: _Worker) -> None:
+            assert pending.job is not None
+            sent_to = self._send(worker, pending.job)
+            if sent_to is not worker:
+                active[active.index(worker)] = worker = sent_to
+            if not worker.jobs:
+                pending.started = time.monotonic()
+            worker.jobs.append(pending)  # type: ignore[arg-type]
 
         def top_up(early: bool) -> None:
-            """Give each idle worker its next mail. `early`: while the caller is still to record a mail read
-            (the worker it came from would otherwise wait for that); a suspect is never started then, so that a
-            mail read fine is recorded before a suspect can kill the service."""
-            nonlocal exhausted, waiting, in_flight, alone
-            while not exhausted and not alone and in_flight < max(self.workers, 1):
+            """Give the workers the next jobs, up to `window` ahead of the first not yet yielded. `early`: while
+            the caller is still to record a mail. A suspect is started only when every job before it is recorded
+            (never early), so that a mail read fine is recorded before a suspect can kill the service."""
+            nonlocal exhausted, waiting, alone
+            while not alone:
+                if again:
+                    pending = again[0]
+                    assert pending.job is not None
+                    worker = worker_for(pending.job)
+                    if worker is None:
+                        return
+                    again.pop(0)
+                    send(pending, worker)
+                    continue
+                if exhausted or len(queue) >= window:
+                    return
                 if waiting is None:
                     try:
                         waiting = next(source)
                     except StopIteration:
                         exhausted = True
-                        break
+                        return
                 tag, job = waiting
-                if job is not None and job.alone and (in_flight or early):
-                    break  # after the jobs in flight are done (and recorded)
+                if job is None:
+                    waiting = None
+                    queue.append(_Pending(tag, None, done=True))
+                    continue
+                if job.alone and (queue or early):
+                    return  # after every job before it is recorded
+                worker = worker_for(job)
+                if worker is None:
+                    return
                 waiting = None
-                if job is not None and job.alone and settle is not None:
-                    settle()  # everything before a suspect is settled before it is read
-                worker = self._submit(job) if job is not None else None
-                queue.append(_Pending(tag, worker, time.monotonic(), job is not None and job.alone))
-                in_flight += worker is not None
-                alone += job is not None and job.alone
+                if job.alone:
+                    alone = True
+                    if settle is not None:
+                        settle()  # everything before a suspect is settled before it is read
+                pending = _Pending(tag, job)
+                order[pending] = len(order)
+                queue.append(pending)
+                send(pending, worker)
+
+        def answered(worker: _Worker, outcome: Outcome, usable: bool) -> None:
+            """Its first job is answered; a worker that cannot go on is stopped, and the jobs it held are sent again
+            to another."""
+            nonlocal alone
+            pending = worker.jobs.popleft()
+            pending.outcome, pending.done = outcome, True
+            alone = alone and not (pending.job is not None and pending.job.alone)
+            if not usable:
+                worker.stop()
+                self.replaced += 1
+                again.extend(worker.jobs)  # type: ignore[arg-type]
+                again.sort(key=order.__getitem__)
+                worker.jobs.clear()
+            elif worker.jobs:
+                worker.jobs[0].started = time.monotonic()
+                return
+            active.remove(worker)
+            if usable:
+                self._idle.append(worker)
 
         try:
             while True:
                 top_up(early=False)
                 if not queue:
                     return
-                pending = queue.popleft()
-                in_flight -= pending.worker is not None
-                alone -= pending.alone
-                outcome = self._result(pending, settle)
-                if not pending.alone:
-                    top_up(early=True)
-                yield pending.tag, outcome
+                head = queue[0]
+                settled = settle is None
+                waited_since = time.monotonic()
+                while not head.done:
+                    deadline = min(w.jobs[0].started for w in active) + self.timeout_seconds
+                    if not settled:
+                        deadline = min(deadline, waited_since + SETTLE_AFTER)
+                    by_connection = {w.connection: w for w in active}
+                    for connection in wait(list(by_connection), max(deadline - time.monotonic(), 0)):
+                        worker = by_connection[connection]  # type: ignore[index]
+                        answered(worker, *self._answer(worker, worker.jobs[0]))  # type: ignore[arg-type]
+                    now = time.monotonic()
+                    for worker in [w for w in active if now >= w.jobs[0].started + self.timeout_seconds]:
+                        answered(worker, self._expired(worker.jobs[0]), usable=False)
+                    if not settled and not head.done and now >= waited_since + SETTLE_AFTER:
+                        settled = True
+                        settle()  # type: ignore[misc]  # a slow mail: what was done before it does not wait for it
+                    top_up(early=False)
+                queue.popleft()
+                order.pop(head, None)
+                top_up(early=True)
+                yield head.tag, head.outcome
         finally:
-            for pending in queue:  # the caller stopped early (an error): workers with a job are not reusable
-                if pending.worker is not None:
-                    pending.worker.stop()
+            for worker in active:  # the caller stopped early (an error): workers with a job are not reusable
+                worker.stop()
 
 
 _readers: dict[tuple[float, int, int], BudgetedReader] = {}

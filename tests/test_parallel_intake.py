@@ -27,22 +27,26 @@ TZ = ZoneInfo("Europe/Stockholm")
 
 
 class CountingReader(BudgetedReader):
-    """A real BudgetedReader that notes, at each submission, how many jobs were already in flight."""
+    """A real BudgetedReader that notes, at each job it sends, how many jobs were already sent and not answered
+    (being read, or waiting in a worker's pipe)."""
 
     def __init__(self, workers: int) -> None:
         super().__init__(timeout_seconds=60, memory_mb=512, workers=workers)
         self.in_flight_at_submit: list[tuple[str, int]] = []
         self._busy = 0
 
-    def _submit(self, job: ReadJob) -> _Worker:
+    def _send(self, worker: _Worker, job: ReadJob) -> _Worker:
         self.in_flight_at_submit.append((job.raw.split(b"Subject: ")[1].split(b"\r")[0].decode(), self._busy))
         self._busy += 1
-        return super()._submit(job)
+        return super()._send(worker, job)
 
-    def _result(self, pending, settle=None):  # type: ignore[no-untyped-def]
-        outcome = super()._result(pending, settle)
-        self._busy -= pending.worker is not None
-        return outcome
+    def _answer(self, worker, pending):  # type: ignore[no-untyped-def]
+        self._busy -= 1
+        return super()._answer(worker, pending)
+
+    def _expired(self, pending):  # type: ignore[no-untyped-def]
+        self._busy -= 1
+        return super()._expired(pending)
 
 
 @pytest.fixture(scope="module")
