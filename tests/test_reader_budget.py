@@ -159,6 +159,19 @@ def test_a_slow_mail_does_not_hold_up_the_mails_after_it(context: Context) -> No
     assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in rest)
 
 
+def test_a_worker_is_retired_after_its_share_of_jobs_and_the_next_read_on_a_fresh_one(context: Context) -> None:
+    """What a worker's heap keeps of the mails it read stays bounded: after `recycle_after` jobs it is retired (not
+    a failure) and the next job goes to a fresh worker; nothing is lost or read twice."""
+    reader = BudgetedReader(timeout_seconds=30, memory_mb=512, workers=1, recycle_after=3)
+    try:
+        results = list(reader.read_many((n, ReadJob(small_mail(n), context, NOW)) for n in range(1, 8)))
+    finally:
+        reader.close()
+    assert [tag for tag, _ in results] == list(range(1, 8))
+    assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in results)
+    assert reader.recycled == 2 and reader.replaced == 0
+
+
 def test_in_process_reader_reads_the_same() -> None:
     registry = load_registry(config_dir())
     ctx = Context(registry, registry.municipality_index(), {}, frozenset(), "mailbot.skaraborg.se")
