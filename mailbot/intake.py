@@ -28,8 +28,8 @@ from mailbot.settings import IntakeSettings, Settings
 from mailbot.sources import MailSource, RawMail
 from mailbot.understand.authentication import AuthenticationPolicy
 from mailbot.understand.changes import KnownMeeting
+from mailbot.understand.context import Context, SenderRole, Understanding
 from mailbot.understand.identity import Identity, Routing, read_identity, read_routing
-from mailbot.understand.pipeline import Context, SenderRole, Understanding
 from mailbot.understand.types import ParsedMail
 from registry import record
 from registry.config import MunicipalityIndex, Registry
@@ -51,11 +51,24 @@ class PassReport:
     already_recorded: int = 0
     idle: bool = False
     uidvalidity_changed: bool = False
-    mails: list[dict[str, object]] = field(default_factory=list)
+    # One tuple per mail recorded (MAIL_FIELDS): a pass of 10,000 mails keeps them all until it ends, and a dict
+    # per mail was three times the size.
+    recorded: list[tuple[object, ...]] = field(default_factory=list)
 
     def count(self, status: str) -> None:
         self.new += 1
         setattr(self, status, getattr(self, status) + 1)
+
+    @property
+    def mails(self) -> list[dict[str, object]]:
+        """Each mail recorded: id, message_id, from, subject, status, network, kinds (a list), reason."""
+        return [
+            {**dict(zip(MAIL_FIELDS, values, strict=True)), "kinds": str(values[6]).split(",")}
+            for values in self.recorded
+        ]
+
+
+MAIL_FIELDS = ("id", "message_id", "from", "subject", "status", "network", "kinds", "reason")
 
 
 @dataclass
@@ -302,9 +315,9 @@ class Intake:
                     status == MailStatus.REGISTERED.value
                     and understanding
                     and understanding.member_list
-                    and report.mails
+                    and report.recorded
                 ):
-                    lists.append((str(understanding.network), int(str(report.mails[-1]["id"]))))
+                    lists.append((str(understanding.network), int(str(report.recorded[-1][0]))))
                 unit.recorded(alone=item.alone)
                 yield status
             unit.commit()
@@ -633,17 +646,9 @@ class Intake:
         committed (a line never tells of a mail that a kill or a stopped pass left unrecorded)."""
         status = str(row["status"])
         report.count(status)
-        report.mails.append(
-            {
-                "id": row["id"],
-                "message_id": row["message_id"],
-                "from": row["from_address"],
-                "subject": row["subject"],
-                "status": status,
-                "network": row["network_key"],
-                "kinds": str(row["kinds"]).split(","),
-                "reason": row["reason"],
-            }  # fmt: skip
+        report.recorded.append(
+            (row["id"], row["message_id"], row["from_address"], row["subject"], status, row["network_key"],
+             row["kinds"], row["reason"])  # fmt: skip
         )
         unit.lines.append(
             (

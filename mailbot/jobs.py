@@ -40,7 +40,7 @@ from registry.status import status_findings
 
 if TYPE_CHECKING:
     from mailbot.intake import PassReport
-    from mailbot.understand.pipeline import Understanding
+    from mailbot.understand.context import Understanding
     from mailbot.understand.types import ParsedMail
 
 log = logging.getLogger("mailbot")

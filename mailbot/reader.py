@@ -37,7 +37,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from typing import Generic, Protocol, TypeVar
 
-from mailbot.understand.pipeline import Context, Understanding
+from mailbot.understand.context import Context, Understanding
 from mailbot.understand.types import ParsedMail
 
 log = logging.getLogger("mailbot.reader")

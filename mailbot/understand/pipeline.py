@@ -7,18 +7,17 @@ When anything is unsure, the Understanding says `review` with the reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import PurePath
-from zoneinfo import ZoneInfo
 
-from registry.config import MunicipalityIndex, Network, Registry
+from registry.config import Network
 from registry.domain import MailKind, MailStatus, Role
 
 from . import calendar as calendar_parser
 from . import dates as date_parser
-from .authentication import AuthenticationPolicy, authenticate
+from .authentication import authenticate
 from .changes import KnownMeeting, MeetingChange, find_changes
 from .classify import (
     FORWARD_PREFIX,
@@ -35,11 +34,12 @@ from .classify import (
     kind_words,
     reply_to_own_mail,
 )
+from .context import Context, MinutesDocument, Understanding
 from .documents import DAMAGED_PROBLEMS, extract_text, forget_opened_documents
 from .members import parse_member_list
 from .minutes import parse_minutes
 from .periods import Period, find_period
-from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, MinutesResult, ParsedMail
+from .types import Attachment, CalendarEvent, MeetingDate, MemberListResult, ParsedMail
 
 # "jag hann inte avidentifiera punkt 1, kan ni kolla innan det läggs ut?": a person reads them first.
 PUBLICATION_CHECK = re.compile(
@@ -81,71 +81,6 @@ CHANGING_KINDS = frozenset(
 )  # fmt: skip
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".doc", ".odt", ".rtf", ".txt")
 TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".xls", ".ods")
-
-
-@dataclass(frozen=True)
-class SenderRole:
-    network: str
-    role: Role
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the registry knows that the understanding of one mail needs."""
-
-    registry: Registry
-    municipalities: MunicipalityIndex
-    memberships: Mapping[str, tuple[SenderRole, ...]]  # e-mail -> roles in the lists in force
-    networks_with_list: frozenset[str]
-    own_domain: str  # the domain of our Message-IDs
-    own_networks: Mapping[str, str | None] = field(default_factory=dict)  # our Message-IDs this mail refers to
-    admin_addresses: tuple[str, ...] = ()
-    authorised_domains: tuple[str, ...] = ("skaraborg.se",)
-    tz: ZoneInfo = ZoneInfo("Europe/Stockholm")
-    authentication: AuthenticationPolicy = AuthenticationPolicy()
-    # The planned meetings of each network around the mail's day (for moves and cancellations written as text).
-    meetings: Mapping[str, tuple[KnownMeeting, ...]] = field(default_factory=dict)
-    # Set when a person resolves a review item: their word replaces the product's doubt.
-    assigned_network: str | None = None
-    assigned_kinds: frozenset[MailKind] | None = None
-    # Set while one headed section of a mail for several networks is read: the section's network (checked as usual).
-    section_network: str | None = None
-
-
-@dataclass(frozen=True)
-class MinutesDocument:
-    filename: str
-    media_type: str
-    payload: bytes
-    text: str
-    meeting_date: date
-    result: MinutesResult
-
-
-@dataclass(frozen=True)
-class Understanding:
-    status: MailStatus
-    kinds: tuple[MailKind, ...]
-    network: str | None = None
-    reasons: tuple[str, ...] = ()  # English: how the product decided
-    review_reason: str | None = None  # English: why a person must look
-    sender: str | None = None  # the effective sender (the original author of a forward)
-    member_list: MemberListResult | None = None
-    meeting_dates: tuple[MeetingDate, ...] = ()
-    date_problems: tuple[str, ...] = ()
-    calendar_events: tuple[CalendarEvent, ...] = ()
-    minutes: tuple[MinutesDocument, ...] = ()
-    deliverable_key: str | None = None
-    deliverable_title: str | None = None
-    deliverable_document: Attachment | None = None
-    bounced: tuple[str, ...] = ()
-    period: Period | None = None  # what the member list (or the dates) are for: "HT 2025", "2026"
-    meeting_changes: tuple[MeetingChange, ...] = ()  # moves and cancellations written as text
-    # The dates of the other networks of a mail with one headed section per network ("SKIS:" … "Elevhälsa:" …),
-    # each registered for its own network; this Understanding holds the first section's.
-    sections: tuple[Understanding, ...] = ()
-    # Days of meeting_dates whose time or place the mail changes ("blir på förmiddagen i stället, 8.30–11.45").
-    replaces: tuple[date, ...] = ()
 
 
 def _suffix(name: str | None) -> str:
