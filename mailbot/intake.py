@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -209,18 +210,27 @@ class Intake:
                 return report
             if not source.incremental:
                 last_uid = 0
-        for batch in source.fetch_after(last_uid):
-            marks: dict[str, list[int]] = {}
-            for raw, status in zip(batch, self.record_mails(batch, uidvalidity, now, report), strict=True):
-                keyword = self._keyword(status)
-                if keyword and keyword not in raw.flags:
-                    marks.setdefault(keyword, []).append(raw.uid)
-                if progress:
-                    progress(1)
+        marks: dict[str, list[int]] = {}
+
+        def fetched(batch: list[RawMail], session: Session) -> None:
+            """Every mail of a fetch is recorded and committed: their keywords, and how far they are set."""
             for keyword, uids in marks.items():
                 source.mark(uids, keyword)
-            if source.incremental and batch:
-                self._marked_up_to(folder, uidvalidity, batch[-1].uid)
+            marks.clear()
+            if source.incremental:
+                state = session.get(MailboxState, folder)
+                if state is not None and state.uidvalidity == uidvalidity:
+                    state.marked_uid = max(state.marked_uid, batch[-1].uid)
+                    session.add(state)  # committed with the next mails (or at the end of the pass)
+
+        # One stream over all the fetches: the readers go on with the next fetch's mails while the last of one are
+        # read, instead of waiting for the pipeline to empty at every fetch of imap.batch_size mails.
+        for raw, status in self._record_stream(source.fetch_after(last_uid), uidvalidity, now, report, fetched):
+            keyword = self._keyword(status)
+            if keyword and keyword not in raw.flags:
+                marks.setdefault(keyword, []).append(raw.uid)
+            if progress:
+                progress(1)
         with Session(self.engine) as session:
             self._pass_succeeded(session, folder, uidvalidity, None, now)
         return report
@@ -242,14 +252,6 @@ class Intake:
         return {"registered": imap.keyword_registered, "review": imap.keyword_review, "ignored": imap.keyword_ignored}[
             status
         ]
-
-    def _marked_up_to(self, folder: str, uidvalidity: int, uid: int) -> None:
-        with Session(self.engine) as session:
-            state = session.get(MailboxState, folder)
-            if state is not None and state.uidvalidity == uidvalidity:
-                state.marked_uid = max(state.marked_uid, uid)
-                session.add(state)
-                session.commit()
 
     def _mark_recorded(self, session: Session, source: MailSource, uidvalidity: int, after: int, up_to: int) -> None:
         """Keywords for mails recorded by a pass that died before it could mark them (the keyword is
@@ -287,19 +289,38 @@ class Intake:
         self, raws: Iterable[RawMail], uidvalidity: int, now: datetime, report: PassReport
     ) -> Iterator[str]:
         """Record each mail exactly once, in order; yields each one's status (committed by the time the iterator
-        is exhausted). Each mail is read by the reader (on a worker process with a budget), in parallel with the
-        next ones; the mails are recorded in one transaction per run of up to `intake.batch_mails` mails or
+        is exhausted). See `_record_stream`."""
+        for _, status in self._record_stream([list(raws)], uidvalidity, now, report):
+            yield status
+
+    def _record_stream(
+        self, fetches: Iterable[list[RawMail]], uidvalidity: int, now: datetime, report: PassReport,
+        fetched: Callable[[list[RawMail], Session], None] | None = None,
+    ) -> Iterator[tuple[RawMail, str]]:  # fmt: skip
+        """Record each mail of each fetch exactly once, in order; yields each one with its status. Each mail is read
+        by the reader (on a worker process with a budget), in parallel with the next ones, across fetches; the
+        mails are recorded in one transaction per run of up to `intake.batch_mails` mails or
         `intake.batch_seconds` (see `_Unit`), and a mail that changed what the next mails' contexts hold is seen
-        by them (their contexts are read in the same transaction)."""
+        by them (their contexts are read in the same transaction). When the last mail of a fetch is recorded, the
+        transaction is committed and `fetched(fetch, session)` is called (the pass sets the mails' keywords; what
+        it writes in the session is committed with the next mails). The member lists registered are followed by
+        their re-examinations (`reexamine_review`) once everything is recorded."""
         self._reading.clear()
         self._meetings.clear()
         # What an earlier call read in a transaction that was rolled back (a pass stopped) is not the registry's.
         self._memberships.clear()
-        raws = list(raws)
         lists: list[tuple[str, int]] = []  # (network, mail id) of each member list registered
+        open_fetches: deque[list[RawMail]] = deque()  # fetched, not all recorded yet
         with _Unit(self.engine, self.settings.intake, self.tz) as unit:
-            prepared = (self._prepare(unit, raws, index, uidvalidity, now) for index in range(len(raws)))
-            for item, outcome in self.reader().read_many(prepared, settle=unit.commit):
+
+            def prepared() -> Iterator[tuple[_Prepared, ReadJob | None]]:
+                for fetch in fetches:
+                    if fetch:
+                        open_fetches.append(fetch)
+                        for index in range(len(fetch)):
+                            yield self._prepare(unit, fetch, index, uidvalidity, now)
+
+            for item, outcome in self.reader().read_many(prepared(), settle=unit.commit):
                 if outcome is not None and outcome.failure is None and item.generation != self._generation:
                     outcome = self._read_again(unit, item)
                 if item.duplicate:
@@ -319,7 +340,12 @@ class Intake:
                 ):
                     lists.append((str(understanding.network), int(str(report.recorded[-1][0]))))
                 unit.recorded(alone=item.alone)
-                yield status
+                yield item.raw, status
+                if item.raw is open_fetches[0][-1]:
+                    fetch = open_fetches.popleft()
+                    if fetched is not None:
+                        unit.commit()
+                        fetched(fetch, unit.session)
             unit.commit()
         for network, list_mail_id in lists:
             self.reexamine_review(network, list_mail_id, now, report)
@@ -451,6 +477,10 @@ class Intake:
             for raw in chunk
         ]
         session = unit.session
+        # What was recorded before is committed, so the look-up below sees it: the mails recorded before this
+        # look-ahead need not be remembered beside the database (a pass of 10,000 mails would keep them all).
+        unit.commit()
+        unit.done.clear()
         wanted = set(digests)
         existing = dict(
             session.exec(
@@ -700,7 +730,7 @@ class _Unit:
         self.batch_seconds = settings.batch_seconds
         self.ahead: dict[int, tuple[str, str | None, int | None]] = {}  # index -> (sha256, status, attempts)
         self.counted: set[str] = set()  # mail_attempt rows inserted by this unit, not yet deleted
-        self.done: dict[str, str] = {}  # sha256 -> status of the mails recorded by this unit
+        self.done: dict[str, str] = {}  # sha256 -> status of the mails recorded since the last look-ahead
         self._finished: list[str] = []  # recorded since the last commit: their mail_attempt rows go with it
         self.lines: list[tuple[str, tuple[object, ...]]] = []  # the log lines of those mails, written once committed
         self._uncommitted = 0
