@@ -1,8 +1,8 @@
 """`registry`: the admin's window on the registry. Thin: parse options, call queries, print.
 
 Tables for people, one JSON document on stdout with --json; logs and errors on stderr. The database side
-(SQLModel, the models, the queries) is imported by the commands that read it: `registry --help` and `registry
-networks` start without SQLAlchemy (benchmarks/startup.py).
+(SQLAlchemy, the queries) is imported by the commands that read it: `registry --help` and `registry networks` start
+without SQLAlchemy, and the listings query Core tables without SQLModel's ORM (benchmarks/startup.py).
 """
 
 from datetime import datetime, time
@@ -120,16 +120,14 @@ def networks(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command()
 def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
     """The member list in force."""
-    from sqlmodel import Session
-
     from registry import queries
 
     rt = _runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network)
         today = rt.today(as_of)
-        with Session(rt.reader()) as session:
-            rows = queries.members_in_force(session, key, today)
+        with rt.reader().connect() as connection:
+            rows = queries.members_in_force(connection, key, today)
         if as_json:
             print_json(rows)
             return
@@ -141,15 +139,13 @@ def members(ctx: typer.Context, network: str, as_of: AsOfOption = None, as_json:
 def meetings(ctx: typer.Context, network: str, year: YearOption = None, as_of: AsOfOption = None,
              as_json: JsonOption = False) -> None:  # fmt: skip
     """The meetings, planned, held and cancelled."""
-    from sqlmodel import Session
-
     from registry import queries
 
     rt = _runtime(ctx)
     with reported_errors(rt):
         key = rt.network_key(network)
-        with Session(rt.reader()) as session:
-            rows = queries.meetings(session, key, year, rt.today(as_of))
+        with rt.reader().connect() as connection:
+            rows = queries.meetings(connection, key, year, rt.today(as_of))
         if as_json:
             print_json(rows)
             return
@@ -168,8 +164,6 @@ def minutes(
     as_json: JsonOption = False,
 ) -> None:
     """The minutes on file; --get ID --out FILE saves the original document."""
-    from sqlmodel import Session
-
     from registry import queries
 
     rt = _runtime(ctx)
@@ -177,15 +171,15 @@ def minutes(
         if get is not None:
             if out is None:
                 raise UsageError("--get needs --out FILE")
-            with Session(rt.reader()) as session:
-                filename, size = queries.save_minutes_document(session, get, out)
+            with rt.reader().connect() as connection:
+                filename, size = queries.save_minutes_document(connection, get, out)
             print(f"{filename} ({size} bytes) -> {out}")
             return
         if network is None:
             raise UsageError("give a NETWORK, or --get ID --out FILE")
         key = rt.network_key(network)
-        with Session(rt.reader()) as session:
-            rows = queries.minutes(session, key, year)
+        with rt.reader().connect() as connection:
+            rows = queries.minutes(connection, key, year)
         if as_json:
             print_json(rows)
             return
@@ -240,8 +234,6 @@ def mails(
     as_json: JsonOption = False,
 ) -> None:
     """Every mail the product has read and what became of it (the audit trail)."""
-    from sqlmodel import Session
-
     from registry import queries
 
     rt = _runtime(ctx)
@@ -249,9 +241,9 @@ def mails(
         start = None
         if since is not None:
             start = datetime.combine(parse_date_option(since, "--since"), time(0), tzinfo=rt.tz)
-        with Session(rt.reader()) as session:
-            rows = queries.mails(session, start)
-            health = queries.mailbox_health(session)
+        with rt.reader().connect() as connection:
+            rows = queries.mails(connection, start)
+            health = queries.mailbox_health(connection)
         if as_json:
             print_json(rows)
             return
@@ -280,15 +272,13 @@ def review(
     as_json: JsonOption = False,
 ) -> None:
     """The mails that need a person, with the reason; --resolve ID assigns or dismisses one."""
-    from sqlmodel import Session
-
     from registry import queries
 
     rt = _runtime(ctx)
     with reported_errors(rt):
         if resolve is None:
-            with Session(rt.reader()) as session:
-                rows = queries.review_items(session)
+            with rt.reader().connect() as connection:
+                rows = queries.review_items(connection)
             if as_json:
                 print_json(rows)
                 return

@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Session, create_engine, select
 
 from registry.config import Registry
 from registry.errors import ExpectedError
-from registry.models import MunicipalityRow, NetworkRow
+from registry.tables import municipality, network
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -208,38 +207,41 @@ def schema_lock(engine: Engine) -> Iterator[None]:
             connection.commit()
 
 
-def sync_reference_data(session: Session, registry: Registry) -> None:
+def sync_reference_data(engine: Engine, registry: Registry) -> None:
     """Mirror the configured networks and municipalities into their tables (for foreign keys). Read first, as a
     reader: a command on an unchanged configuration (nearly always) writes nothing and waits for no lock."""
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    with Session(reader(engine)) as look:
+    with reader(engine).connect() as look:
         if not _reference_changes(look, registry):
             return
-    _write_reference_data(session, registry)
+    with engine.begin() as connection:
+        _write_reference_data(connection, registry)
 
 
-def _reference_changes(session: Session, registry: Registry) -> bool:
-    names = {row.key: row.name for row in session.exec(select(NetworkRow))}
-    municipalities = set(session.exec(select(MunicipalityRow.name)))
-    return any(names.get(network.key) != network.name for network in registry.networks) or any(
-        municipality.name not in municipalities for municipality in registry.municipalities
+def _reference_names(connection: Connection) -> tuple[dict[str, str], set[str]]:
+    """The network names by key, and the municipalities, in the registry."""
+    names = {key: name for key, name in connection.execute(select(network.c.key, network.c.name))}
+    return names, set(connection.execute(select(municipality.c.name)).scalars())
+
+
+def _reference_changes(connection: Connection, registry: Registry) -> bool:
+    names, municipalities = _reference_names(connection)
+    return any(names.get(item.key) != item.name for item in registry.networks) or any(
+        item.name not in municipalities for item in registry.municipalities
     )
 
 
-def _write_reference_data(session: Session, registry: Registry) -> None:
-    known = {row.key: row for row in session.exec(select(NetworkRow))}
-    for network in registry.networks:
-        row = known.get(network.key)
-        if row is None:
-            session.add(NetworkRow(key=network.key, name=network.name))
-        elif row.name != network.name:
-            row.name = network.name
-    existing = {row.name for row in session.exec(select(MunicipalityRow))}
-    for municipality in registry.municipalities:
-        if municipality.name not in existing:
-            session.add(MunicipalityRow(name=municipality.name))
-    session.commit()
+def _write_reference_data(connection: Connection, registry: Registry) -> None:
+    names, municipalities = _reference_names(connection)  # again, under the write lock
+    for item in registry.networks:
+        if item.key not in names:
+            connection.execute(insert(network).values(key=item.key, name=item.name))
+            names[item.key] = item.name
+        elif names[item.key] != item.name:
+            connection.execute(update(network).where(network.c.key == item.key).values(name=item.name))
+    for item in registry.municipalities:
+        if item.name not in municipalities:
+            connection.execute(insert(municipality).values(name=item.name))
+            municipalities.add(item.name)
 
 
 ELSEWHERE = "point to the registry with --config FILE or MAILBOT_DATABASE__URL"
@@ -284,8 +286,7 @@ def open_registry(url: str, registry: Registry, busy_timeout_ms: int = 15000, cr
             raise DatabaseError(f"{where} holds no registry (no schema version); {ELSEWHERE}")
         with schema_lock(engine):
             upgrade(engine)
-            with Session(engine) as session:
-                sync_reference_data(session, registry)
+            sync_reference_data(engine, registry)
     except (SQLAlchemyError, DatabaseError) as error:
         engine.dispose()
         if isinstance(error, DatabaseError) and not _corrupt_message(str(error)):

@@ -18,20 +18,20 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy import Engine, Row, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from registry.db import reader
 from registry.errors import ExpectedError
-from registry.models_ops import WorkerLease
+from registry.tables import worker_lease
 
 if TYPE_CHECKING:
     from registry.runtime import Runtime
 
 log = logging.getLogger("registry.lease")
-TABLE = WorkerLease.__table__  # type: ignore[attr-defined]
+TABLE = worker_lease  # the Core table: `mailbot check` reads the lease without the ORM
 # The lease of `mailbot run`: one for polling, sending and reminding, the active worker does all three.
 WORKER_LEASE = "worker"
 
@@ -119,11 +119,10 @@ def release(engine: Engine, name: str, holder: str) -> bool:
         return bool(connection.execute(delete(TABLE).where(TABLE.c.name == name, TABLE.c.holder == holder)).rowcount)
 
 
-def current(engine: Engine, name: str) -> WorkerLease | None:
-    """The lease row as it is (expired or not), for `check` and the logs."""
+def current(engine: Engine, name: str) -> Row[Any] | None:
+    """The lease row as it is (expired or not), for `check` and the logs: name, holder, acquired_at, expires_at."""
     with reader(engine).connect() as connection:
-        row = connection.execute(select(TABLE).where(TABLE.c.name == name)).mappings().first()
-    return None if row is None else WorkerLease(**row)
+        return connection.execute(select(TABLE).where(TABLE.c.name == name)).first()
 
 
 def still_held(name: str, holder: str | None = None) -> bool:
