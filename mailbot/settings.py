@@ -2,6 +2,10 @@
 
 Resolution of the file: --config, else $MAILBOT_CONFIG, else config/mailbot.toml in the working
 directory if it exists, else built-in defaults. Secrets are SecretStr and never printed.
+
+The values are gathered as pydantic-settings gathers them (keyword arguments over MAILBOT_* variables over the
+file), and pydantic-settings itself reads the environment; it is imported only when some MAILBOT_* variable may be
+a setting, which spares every command on a plain settings file its import (benchmarks/startup.py).
 """
 
 import codecs
@@ -11,11 +15,21 @@ import shlex
 import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic._internal._utils import deep_update  # the merge pydantic-settings uses
 
 from registry.config import ConfigError
 from registry.paths import config_dir
@@ -277,8 +291,18 @@ class LoggingSettings(BaseModel):
     format: Literal["text", "json"] = "text"  # json: one JSON object per line (--log-format overrides)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MAILBOT_", env_nested_delimiter="__", extra="forbid")
+# What pydantic-settings' BaseSettings sets for validation (tests/test_settings_sources.py compares them).
+SETTINGS_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True,
+                             protected_namespaces=("model_validate", "model_dump", "settings_customise_sources"))  # fmt: skip
+# How the environment is read: MAILBOT_<SECTION>__<KEY>, case-insensitive (pydantic-settings' default).
+ENVIRONMENT_CONFIG = {"env_prefix": "MAILBOT_", "env_nested_delimiter": "__"}
+
+
+class Settings(BaseModel):
+    """Keyword arguments over the environment over the TOML file, deep-merged, then validated: the values of
+    pydantic-settings' BaseSettings with the sources (init, environment, TOML file) and the order it had here."""
+
+    model_config = SETTINGS_CONFIG
 
     imap: ImapSettings = ImapSettings()
     smtp: SmtpSettings = SmtpSettings()
@@ -300,20 +324,9 @@ class Settings(BaseSettings):
 
     toml_file: ClassVar[Path | None] = None  # a subclass's own file; else the one `load_settings` reads
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = cls.toml_file if cls.toml_file is not None else _TOML_FILE.get()
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
+    def __init__(self, **values: Any) -> None:
+        toml_file = type(self).toml_file if type(self).toml_file is not None else _TOML_FILE.get()
+        super().__init__(**gathered_values(type(self), values, _toml_values(toml_file)))
 
     _settings_file: Path | None = PrivateAttr(default=None)
 
@@ -336,8 +349,69 @@ class Settings(BaseSettings):
         return config_dir()
 
 
-# The settings file `load_settings` is reading, for Settings.settings_customise_sources.
+# The settings file `load_settings` is reading, for Settings.__init__.
 _TOML_FILE: ContextVar[Path | None] = ContextVar("mailbot_settings_file", default=None)
+
+
+def _toml_values(toml_file: Path | None) -> dict[str, Any]:
+    """The file as pydantic-settings' TomlConfigSettingsSource reads it: nothing when it is not a file, else
+    tomllib.load of its bytes (a byte order mark is a TOML error there, which load_settings reports)."""
+    if toml_file is None:
+        return {}
+    path = Path(toml_file).expanduser()
+    if not path.is_file():
+        return {}
+    with path.open("rb") as file:
+        return tomllib.load(file)
+
+
+def _by_field(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the model's fields first, in its order, then the rest (InitSettingsSource's order)."""
+    fields = model.model_fields
+    return {**{name: values[name] for name in fields if name in values},
+            **{key: value for key, value in values.items() if key not in fields}}  # fmt: skip
+
+
+def may_be_setting(name: str, model: type[BaseModel]) -> bool:
+    """Whether pydantic-settings could read the variable `name` for a field of `model`: MAILBOT_<field>, in any
+    case, or anything longer (a nested key). More than it reads, never less."""
+    lowered = name.lower()
+    prefix = ENVIRONMENT_CONFIG["env_prefix"].lower()
+    return lowered.startswith(prefix) and any(lowered[len(prefix) :].startswith(field) for field in model.model_fields)
+
+
+@cache
+def _environment_source_class(model: type[BaseModel]) -> type[BaseModel]:
+    """A pydantic-settings class with the fields of `model` and the configuration Settings had as a BaseSettings,
+    for its EnvSettingsSource; its validator is never built (defer_build)."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    return type(
+        f"{model.__name__}FromEnvironment",
+        (model, BaseSettings),
+        {"model_config": SettingsConfigDict(**ENVIRONMENT_CONFIG, extra="forbid", defer_build=True)},  # type: ignore[typeddict-item]
+    )
+
+
+def environment_values(model: type[BaseModel]) -> dict[str, Any]:
+    """The values pydantic-settings' EnvSettingsSource reads from the environment for `model`."""
+    if not any(may_be_setting(name, model) for name in os.environ):
+        return {}  # it would read nothing: no need to import it
+    from pydantic_settings import EnvSettingsSource
+
+    return EnvSettingsSource(_environment_source_class(model))()  # type: ignore[arg-type]
+
+
+def gathered_values(model: type[BaseModel], init: dict[str, Any], toml: dict[str, Any]) -> dict[str, Any]:
+    """What BaseSettings._settings_build_values made of the sources (init, environment, TOML file): each one
+    deep-merged under the ones before it, then the keyword arguments' keys moved last, as it does."""
+    init, toml = _by_field(model, init), _by_field(model, toml)
+    state = deep_update(toml, deep_update(environment_values(model), init))
+    for name in model.model_fields:
+        if name in init and name in state:
+            state[name] = state.pop(name)
+    return state
+
 
 # MAILBOT_* variables that are not settings: read by the CLIs, the cache and the tests themselves.
 NOT_SETTINGS = ("MAILBOT_CONFIG", "MAILBOT_CACHE_DIR")
