@@ -124,7 +124,7 @@ def remind(ctx: typer.Context, as_of: AsOfOption = None,
     rt: Runtime = ctx.obj
     with reported_errors(rt):
         from mailbot import jobs
-        from mailbot.remind import is_working_day
+        from mailbot.working_days import is_working_day
 
         today = rt.today(as_of)
         rt.engine(create=False)  # reminders need a registry; only poll, run and demo make one

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
-from mailbot.remind import is_working_day
+from mailbot.working_days import is_working_day
 from registry.errors import ExpectedError
 from registry.runtime import Runtime
 

@@ -6,21 +6,16 @@ Never any I/O, clock or database session: dates, the ledger and the settings com
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from mailbot.settings import ReceiptSettings, ReminderSettings
 from mailbot.understand.types import MeetingDate, RejectedRow
+from mailbot.working_days import is_working_day
 from registry.config import Network, month_day
 from registry.domain import MailKind, ObligationKind, State
 from registry.facts import Finding
@@ -29,50 +24,6 @@ from registry.swedish import WEEKDAY_PLURAL, join, long_date
 ReminderKind = Literal["reminder", "admin_summary"]
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 AlertReason = Literal["mailbox_failing", "mailbox_recovered", "delivery_failed", "upload_failing", "upload_recovered"]
-
-# --- working days ---------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _sweden() -> type[holidays.HolidayBase]:
-    """holidays.Sweden without the other countries. `holidays.Sweden` imports the package holidays.countries,
-    whose __init__ imports every one of its 250 countries (a fifth of a second, in `mailbot check`, `remind` and
-    the worker); sweden.py itself needs only holidays' base modules. So it is loaded alone, under its own name:
-    a later import of holidays.countries finds it in sys.modules and uses the same class. Should the package's
-    layout ever change, `holidays.Sweden` as before."""
-    name = "holidays.countries.sweden"
-    if name in sys.modules:
-        return sys.modules[name].Sweden  # type: ignore[no-any-return]
-    path = Path(holidays.__file__).parent / "countries" / "sweden.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None or not path.is_file():
-        return holidays.Sweden  # type: ignore[no-any-return]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-        return module.Sweden  # type: ignore[no-any-return]
-    except Exception:
-        del sys.modules[name]
-        return holidays.Sweden  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=64)
-def _days_off(year: int) -> frozenset[date]:
-    # "public" are the red days; "de_facto" adds midsommarafton, julafton and nyårsafton, which
-    # Swedish offices (and the municipalities) treat as days off although no law says so.
-    calendar = _sweden()(years=year, categories=("public", "de_facto"))
-    return frozenset(calendar.keys())
-
-
-def is_working_day(day: date) -> bool:
-    """Monday to Friday and not a Swedish public holiday, midsommarafton, julafton or nyårsafton."""
-    # Weekends first: older releases of `holidays` list every Sunday as a holiday ("Söndag"),
-    # newer ones do not; either way a Sunday is not a working day, so the answer never depends on it.
-    if day.weekday() >= 5:
-        return False
-    return day not in _days_off(day.year)
-
 
 # --- reminders ------------------------------------------------------------------------------------
 

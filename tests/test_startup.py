@@ -132,7 +132,7 @@ NOT_AT_START = ("rich", "alembic", "jinja2", "openpyxl", "docx", "pypdf", "pypdf
 ORM = ("sqlmodel", "sqlalchemy.orm", "registry.models")
 # pydantic-settings reads MAILBOT_* variables; with none set (the database below is named in a settings file) it is
 # not imported.
-WATCHED = (*NOT_AT_START, *ORM, "sqlalchemy", "pydantic", "pydantic_settings", "holidays")
+WATCHED = (*NOT_AT_START, *ORM, "sqlalchemy", "pydantic", "pydantic_settings", "holidays", "mailbot.remind")
 PROBE = """
 import sys
 sys.argv = [{script!r}, *{args!r}]
@@ -192,23 +192,23 @@ def test_help_and_the_configuration_need_no_database_library(
 
 def test_mailbot_check_without_servers_imports_no_client(database_url: str, tmp_path: Path) -> None:
     """On a configuration without a mailbox or an SMTP server (the demo's), `mailbot check` reports both as
-    failures without importing the IMAP or SMTP client, the jobs (Jinja2, the scheduler) or every country of
-    `holidays` (it needs Sweden's working days)."""
+    failures without importing the IMAP or SMTP client, the jobs (Jinja2, the scheduler), the planning of reminders
+    or every country of `holidays` (it needs Sweden's working days)."""
     open_registry(database_url, load_registry(config_dir())).dispose()
     status, modules = _imported("mailbot", "check", cwd=tmp_path, url=database_url)
     assert status == 1  # no mailbox, no SMTP server, no worker
     assert "holidays" in modules
-    assert not modules & {*NOT_AT_START, *ORM, "pydantic_settings"}
+    assert not modules & {*NOT_AT_START, *ORM, "pydantic_settings", "mailbot.remind"}
 
 
 def test_swedish_working_days_from_sweden_alone_are_those_of_the_holidays_package() -> None:
-    """mailbot/remind.py loads holidays' sweden.py without the package of every country; the working days must be
+    """mailbot/working_days.py loads holidays' sweden.py without the package of every country; the working days must be
     the ones of `holidays.Sweden` imported the usual way (each side in an interpreter of its own)."""
     days = "[date(2020, 1, 1) + timedelta(days=n) for n in range(366 * 12)]"
     ours = (
         "import sys\n"
         "from datetime import date, timedelta\n"
-        "from mailbot.remind import is_working_day\n"
+        "from mailbot.working_days import is_working_day\n"
         f"print([d.isoformat() for d in {days} if not is_working_day(d)])\n"
         "assert 'holidays.countries' not in sys.modules\n"
     )
