@@ -109,6 +109,9 @@ def poll(ctx: typer.Context, as_json: JsonOption = False,
                 result = jobs.poll(rt, now, lambda n: bar.advance(task, n), send=not no_send)
         else:
             result = jobs.poll(rt, now, send=not no_send)
+        from mailbot.reader import close_readers
+
+        close_readers()  # one pass only: the readers' memory and processes are not needed for what follows
         # The public site: new minutes of an `auto` network, approved ones, or a failed upload to retry.
         result.published = published = jobs.publish_if_due(rt, now)
         _print_pass(result, as_json)

@@ -241,7 +241,7 @@ class BudgetedReader:
     (pebble's pool stops for good when a worker dies of MemoryError while it receives a task)."""
 
     def __init__(
-        self, timeout_seconds: float = 60.0, memory_mb: int = 512, workers: int = 1, recycle_after: int = 1000
+        self, timeout_seconds: float = 60.0, memory_mb: int = 512, workers: int = 1, recycle_after: int = 500
     ) -> None:
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
@@ -474,7 +474,8 @@ def budgeted_reader(timeout_seconds: float, memory_mb: int, workers: int = 1) ->
 
 
 @atexit.register
-def _close_readers() -> None:
+def close_readers() -> None:
+    """Stop every pool's workers (at exit, and when a one-shot command has no more mail to read)."""
     for reader in _readers.values():
         try:
             reader.close()
