@@ -211,6 +211,7 @@ class _Worker:
         self.sent: dict[str, object] = {}  # the shared context parts this worker holds (see _pack)
         self.jobs: deque[_Pending[object]] = deque()  # sent to it, not yet answered, in order (the first is read)
         self.served = 0  # jobs sent to it
+        self.dead = False  # found dead when a job was sent to it while it read another
         self.process = context.Process(target=_serve, args=(child, memory_bytes), name="mailbot-reader", daemon=True)
         with _parent_main_hidden():
             self.process.start()
@@ -278,10 +279,14 @@ class BudgetedReader:
         return failure
 
     def _send(self, worker: _Worker, job: ReadJob) -> _Worker:
-        """Send `job` to `worker` (a fresh one instead when that one died while idle); returns the one sent to."""
+        """Send `job` to `worker` (a fresh one instead when that one died while idle); returns the one sent to.
+        OSError or ValueError when a worker that is reading died."""
         try:
             worker.connection.send(_pack(job, worker.sent))
-        except (OSError, ValueError):  # a worker that died while idle: one fresh try
+        except (OSError, ValueError):
+            if worker.jobs:
+                raise  # its end is noticed where its answer is awaited
+            # A worker that died while idle: one fresh try.
             worker.stop()
             worker = _Worker(self._context, self.memory_mb * 1024 * 1024)
             worker.connection.send(_pack(job, worker.sent))
@@ -349,14 +354,20 @@ class BudgetedReader:
                 (
                     w
                     for w in active
-                    if len(w.jobs) == 1 and w.served < self.recycle_after and w.holds_context_of(job)
+                    if len(w.jobs) == 1 and not w.dead and w.served < self.recycle_after and w.holds_context_of(job)
                 ),
                 None,
             )
 
         def send(pending: _Pending[T], worker: _Worker) -> None:
             assert pending.job is not None
-            sent_to = self._send(worker, pending.job)
+            try:
+                sent_to = self._send(worker, pending.job)
+            except (OSError, ValueError):  # it died while reading the job before: this one goes to another
+                worker.dead = True
+                again.append(pending)
+                again.sort(key=order.__getitem__)
+                return
             if sent_to is not worker:
                 active[active.index(worker)] = worker = sent_to
             if not worker.jobs:

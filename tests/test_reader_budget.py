@@ -159,6 +159,31 @@ def test_a_slow_mail_does_not_hold_up_the_mails_after_it(context: Context) -> No
     assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in rest)
 
 
+def test_a_mail_waiting_behind_a_worker_that_died_is_read_by_another(context: Context) -> None:
+    """With one worker, mail 2 (small) is sent into the pipe of the worker reading mail 1; that worker is killed
+    just before: mail 1 is reported with the reason, mail 2 and 3 are read on a fresh worker, none is lost."""
+    import multiprocessing
+
+    def jobs():  # type: ignore[no-untyped-def]
+        yield 1, ReadJob(heavy_mail(), context, NOW)
+        for process in multiprocessing.active_children():
+            if process.name == "mailbot-reader":
+                os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                process.join(5)
+        yield 2, ReadJob(small_mail(2), context, NOW)
+        yield 3, ReadJob(small_mail(3), context, NOW)
+
+    reader = BudgetedReader(timeout_seconds=30, memory_mb=512, workers=1)
+    try:
+        results = list(reader.read_many(jobs()))
+    finally:
+        reader.close()
+    assert [tag for tag, _ in results] == [1, 2, 3]
+    (_, first), *rest = results
+    assert first is not None and first.failure is not None and "killed by signal 9" in first.failure, first
+    assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in rest)
+
+
 def test_a_worker_is_retired_after_its_share_of_jobs_and_the_next_read_on_a_fresh_one(context: Context) -> None:
     """What a worker's heap keeps of the mails it read stays bounded: after `recycle_after` jobs it is retired (not
     a failure) and the next job goes to a fresh worker; nothing is lost or read twice."""
