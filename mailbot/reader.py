@@ -11,10 +11,11 @@ bytes and a plain `Context` into a `ParsedMail` and an `Understanding` (picklabl
 
 `read_many(items)` takes an iterable of (tag, job or None) and yields (tag, outcome or None) in the same order;
 None passes through unread (a mail already recorded, an over-size one, a quarantined one). Up to `workers` jobs
-are read in parallel, one per worker process; it pulls at most `workers` jobs ahead of what it has yielded, so a
-caller that prepares each job lazily (its context from the registry as it is then) sees the registry of
-everything yielded before minus at most `workers - 1` mails (the intake reads such a mail again when one of those
-changed what its context holds). A job marked `alone` (a mail that was being read when the service died) is read
+are read in parallel, one per worker process, answers taken from whichever worker is done first; it pulls at most
+`LOOK_AHEAD_PER_WORKER * workers` jobs ahead of the first it has not yielded, so a caller that prepares each job
+lazily (its context from the registry as it is then) sees the registry of everything yielded before minus the
+mails pulled before it and not yet yielded (the intake reads such a mail again when one of those changed what its
+context holds). A job marked `alone` (a mail that was being read when the service died) is read
 with no other in flight, so that a mail that kills the service is never blamed on the mails read beside it.
 """
 
