@@ -259,6 +259,7 @@ class BudgetedReader:
         self._idle: list[_Worker] = []
         self.replaced = 0  # workers killed or dead and replaced (for the benchmark and the tests)
         self.recycled = 0  # workers retired after `recycle_after` jobs
+        self._in_use = 0  # workers reading for some read_many (one may run inside another: the intake's re-reading)
 
     def _worker(self) -> _Worker:
         return self._idle.pop() if self._idle else _Worker(self._context, self.memory_mb * 1024 * 1024)
@@ -348,6 +349,7 @@ class BudgetedReader:
             if len(active) < workers:
                 worker = self._worker()
                 active.append(worker)
+                self._in_use += 1
                 return worker
             if job.alone or len(job.raw) > QUEUED_RAW_BYTES:
                 return None
@@ -436,9 +438,14 @@ class BudgetedReader:
                 worker.jobs[0].started = time.monotonic()
                 return
             active.remove(worker)
+            self._in_use -= 1
             if usable and worker.served >= self.recycle_after:
                 worker.stop()
                 self.recycled += 1
+            elif usable and len(self._idle) + self._in_use >= self.workers:
+                # One more than `workers`: started for a read_many inside another (the intake reading a mail again
+                # while the others' workers are busy); not kept beside them.
+                worker.stop()
             elif usable:
                 self._idle.append(worker)
 
@@ -470,6 +477,7 @@ class BudgetedReader:
                 top_up(early=True)
                 yield head.tag, head.outcome
         finally:
+            self._in_use -= len(active)
             for worker in active:  # the caller stopped early (an error): workers with a job are not reusable
                 worker.stop()
 

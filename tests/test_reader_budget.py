@@ -184,6 +184,25 @@ def test_a_mail_waiting_behind_a_worker_that_died_is_read_by_another(context: Co
     assert all(o is not None and o.parsed is not None and o.parsed.subject == f"Fråga {t}" for t, o in rest)
 
 
+def test_a_worker_started_for_a_reading_inside_another_is_not_kept_beside_the_others(context: Context) -> None:
+    """The intake reads a mail again (inside its own read_many) while both workers are busy: that reading gets a
+    worker of its own, which is stopped afterwards, so the pool never keeps more than `workers` processes."""
+    reader = BudgetedReader(timeout_seconds=30, memory_mb=512, workers=2)
+    try:
+        jobs = [(1, ReadJob(small_mail(1), context, NOW)), (2, ReadJob(heavy_mail(), context, NOW)),
+                (3, ReadJob(heavy_mail(), context, NOW))]  # fmt: skip
+        outer = reader.read_many(jobs)
+        tags = [next(outer)[0]]
+        ((_, again),) = list(reader.read_many([(9, ReadJob(small_mail(9), context, NOW))]))
+        tags += [tag for tag, _ in outer]
+        kept = reader.worker_pids()
+    finally:
+        reader.close()
+    assert tags == [1, 2, 3]
+    assert again is not None and again.parsed is not None and again.parsed.subject == "Fråga 9"
+    assert len(kept) == 2
+
+
 def test_a_worker_is_retired_after_its_share_of_jobs_and_the_next_read_on_a_fresh_one(context: Context) -> None:
     """What a worker's heap keeps of the mails it read stays bounded: after `recycle_after` jobs it is retired (not
     a failure) and the next job goes to a fresh worker; nothing is lost or read twice."""
