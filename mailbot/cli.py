@@ -78,7 +78,7 @@ def _print_pass(result: "jobs.PollResult", as_json: bool, list_mails: bool = Tru
         return
     from registry.swedish import MAIL_KIND_TEXT, MAIL_STATUS_TEXT
 
-    if report.mails and list_mails:
+    if report.recorded and list_mails:
         print_table("Inlästa mejl", ["id", "från", "ämne", "status", "nätverk", "innehåll"],
                     [[m["id"], m["from"], m["subject"], MAIL_STATUS_TEXT.get(m["status"], m["status"]), m["network"],  # type: ignore[call-overload]
                       ", ".join(MAIL_KIND_TEXT.get(k, k) for k in m["kinds"])]  # type: ignore[union-attr]
@@ -170,7 +170,7 @@ def demo(ctx: typer.Context, as_of: AsOfOption = None, as_json: JsonOption = Fal
         listing = jobs.remind(rt, today, now)
         findings = jobs.status_findings(rt, today)
         if as_json:
-            print_json({"as_of": today.isoformat(), "mails": result.report.mails and len(result.report.mails),
+            print_json({"as_of": today.isoformat(), "mails": result.report.recorded and len(result.report.recorded),
                         "status": [f.as_json() for f in findings],
                         "reminders": [{k: v for k, v in i.items() if k != "text"} for i in listing]})  # fmt: skip
             return

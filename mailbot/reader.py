@@ -439,14 +439,16 @@ class BudgetedReader:
                 return
             active.remove(worker)
             self._in_use -= 1
-            if usable and worker.served >= self.recycle_after:
+            if not usable:
+                return
+            if worker.served >= self.recycle_after:
                 worker.stop()
                 self.recycled += 1
-            elif usable and len(self._idle) + self._in_use >= self.workers:
+            elif len(self._idle) + self._in_use >= workers:
                 # One more than `workers`: started for a read_many inside another (the intake reading a mail again
                 # while the others' workers are busy); not kept beside them.
                 worker.stop()
-            elif usable:
+            else:
                 self._idle.append(worker)
 
         try:

@@ -6,13 +6,13 @@ planning of reminders (mailbot/remind.py), which needs the understanding's types
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import holidays
+
+from registry.lone_module import load_alone
 
 
 @lru_cache(maxsize=1)
@@ -22,21 +22,8 @@ def _sweden() -> type[holidays.HolidayBase]:
     the worker); sweden.py itself needs only holidays' base modules. So it is loaded alone, under its own name:
     a later import of holidays.countries finds it in sys.modules and uses the same class. Should the package's
     layout ever change, `holidays.Sweden` as before."""
-    name = "holidays.countries.sweden"
-    if name in sys.modules:
-        return sys.modules[name].Sweden  # type: ignore[no-any-return]
-    path = Path(holidays.__file__).parent / "countries" / "sweden.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None or not path.is_file():
-        return holidays.Sweden  # type: ignore[no-any-return]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-        return module.Sweden  # type: ignore[no-any-return]
-    except Exception:
-        del sys.modules[name]
-        return holidays.Sweden  # type: ignore[no-any-return]
+    module = load_alone("holidays.countries.sweden", Path(holidays.__file__).parent / "countries" / "sweden.py")
+    return module.Sweden if module is not None else holidays.Sweden  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=64)

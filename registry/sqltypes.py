@@ -11,31 +11,22 @@ change, SQLModel's module is imported as usual.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from registry.lone_module import load_alone
 
 NAME = "registry._sqlmodel_sqltypes"
 
 
 def _sqlmodel_sqltypes() -> ModuleType:
-    if NAME in sys.modules:
-        return sys.modules[NAME]
     package = importlib.util.find_spec("sqlmodel")  # finds the package without running its __init__
     folders = list(package.submodule_search_locations or ()) if package is not None else []
-    path = Path(folders[0]) / "sql" / "sqltypes.py" if folders else None
-    spec = importlib.util.spec_from_file_location(NAME, path) if path is not None and path.is_file() else None
-    if spec is None or spec.loader is None:
+    module = load_alone(NAME, Path(folders[0]) / "sql" / "sqltypes.py") if folders else None
+    if module is None:
         import sqlmodel.sql.sqltypes
 
         return sqlmodel.sql.sqltypes
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        del sys.modules[NAME]
-        raise
     return module
 
 
