@@ -34,7 +34,7 @@ from mailbot.understand.identity import Identity, Routing, read_identity, read_r
 from mailbot.understand.types import ParsedMail
 from registry import record
 from registry.config import MunicipalityIndex, Registry
-from registry.db import waiting_marker, writer_waiting
+from registry.db import insert_or_nothing, waiting_marker, writer_waiting
 from registry.domain import MailKind, MailStatus, MeetingStatus, Role
 from registry.models import InboundMail, MailboxState, Meeting, MemberList, Membership, OutboundMail, Person
 from registry.models_ops import MailAttempt
@@ -192,7 +192,7 @@ class Intake:
         report = PassReport(folder=folder)
         uidvalidity, uidnext = source.status()
         with Session(self.engine) as session:
-            state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+            state = session.get(MailboxState, folder) or MailboxState(folder=folder)  # read only: not added
             last_uid = state.last_uid
             if state.uidvalidity and state.uidvalidity != uidvalidity:
                 # RFC 3501 2.3.1.1: UIDs are meaningless across a UIDVALIDITY change; re-scan, and let the
@@ -238,7 +238,7 @@ class Intake:
     def _pass_succeeded(
         self, session: Session, folder: str, uidvalidity: int, last_uid: int | None, now: datetime
     ) -> None:
-        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+        state = mailbox_state(session, folder)
         state.uidvalidity = uidvalidity
         if last_uid is not None:
             state.last_uid = last_uid
@@ -758,7 +758,7 @@ class _Unit:
     def commit(self) -> None:
         if self._position is not None:
             folder, uidvalidity, uid = self._position
-            state = self.session.get(MailboxState, folder) or MailboxState(folder=folder)
+            state = mailbox_state(self.session, folder)
             if state.uidvalidity != uidvalidity:
                 state.uidvalidity, state.last_uid, state.marked_uid = uidvalidity, 0, 0
             state.last_uid = max(state.last_uid, uid)
@@ -833,11 +833,19 @@ def _insert_new_mail(engine: Engine):  # type: ignore[no-untyped-def]
     """INSERT INTO inbound_mail ... ON CONFLICT (sha256) DO NOTHING RETURNING id, in the engine's dialect (made
     once per unit: SQLAlchemy then compiles it once)."""
     table = InboundMail.__table__  # type: ignore[attr-defined]
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["sha256"]).returning(table.c.id)
+    return insert_or_nothing(engine.dialect.name, table, ["sha256"]).returning(table.c.id)
+
+
+def mailbox_state(session: Session, folder: str) -> MailboxState:
+    """The folder's state, created if it is not there yet. Workers starting together on a new database would
+    otherwise both insert it, and all but one fail on the primary key (seen on PostgreSQL)."""
+    state = session.get(MailboxState, folder)
+    if state is None:
+        table = MailboxState.__table__  # type: ignore[attr-defined]
+        session.exec(insert_or_nothing(session.get_bind().dialect.name, table, ["folder"]).values(folder=folder))  # type: ignore[call-overload]
+        state = session.get(MailboxState, folder)
+        assert state is not None
+    return state
 
 
 def _unread(identity: Identity) -> ParsedMail:
@@ -994,7 +1002,7 @@ def _meeting_detail(meeting: object, change: str) -> dict[str, object]:
 def record_failure(engine: Engine, folder: str, error: str, now: datetime) -> int:
     """Count a failed pass; returns how many passes in a row have failed."""
     with Session(engine) as session:
-        state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+        state = mailbox_state(session, folder)
         state.consecutive_failures += 1
         state.last_failure = now
         state.last_error = error[:1000]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from registry.config import Registry
@@ -111,6 +111,16 @@ def make_engine(url: str, busy_timeout_ms: int = 15000) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def insert_or_nothing(dialect: str, table: Table, keys: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING, for SQLite or PostgreSQL: a row two processes may both be about to
+    create (a folder's state on a new database, a mail two workers fetched) is created once, and neither fails."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)  # type: ignore[return-value]
 
 
 def waiting_marker(engine: Engine) -> Path | None:

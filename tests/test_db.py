@@ -376,3 +376,43 @@ def test_every_fact_points_to_its_mail(engine: Engine) -> None:
         session.commit()
         for model in (MemberList, Membership, Meeting):
             assert session.exec(select(model).where(col(model.source_mail_id).is_(None))).all() == []
+
+
+def test_two_sessions_creating_a_folders_state_at_once_make_one_row(engine: Engine) -> None:
+    """Three `mailbot poll` starting together on a new PostgreSQL database each inserted the folder's state, and
+    all but one failed on its primary key. Here the second session asks for the state while the first has
+    created it and not committed: it waits for the first and gets that row."""
+    import threading
+    import time as clock
+
+    from mailbot.intake import mailbox_state
+    from registry.models import MailboxState
+
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with Session(engine) as session:
+                state = mailbox_state(session, "INBOX/ny")
+                state.consecutive_failures += 1
+                session.add(state)
+                session.commit()
+                outcome.append(state.consecutive_failures)
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            outcome.append(error)
+
+    with Session(engine) as first:
+        state = mailbox_state(first, "INBOX/ny")
+        state.last_uid = 7
+        first.add(state)
+        first.flush()
+        other = threading.Thread(target=second)
+        other.start()
+        clock.sleep(0.5)  # lets the second session reach the row before this one commits (ordering, not timing)
+        first.commit()
+    other.join(timeout=60)
+
+    assert outcome == [1]
+    with Session(engine) as session:
+        rows = session.exec(select(MailboxState).where(MailboxState.folder == "INBOX/ny")).all()
+    assert [(r.last_uid, r.consecutive_failures) for r in rows] == [(7, 1)]
