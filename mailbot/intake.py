@@ -34,7 +34,7 @@ from mailbot.understand.identity import Identity, Routing, read_identity, read_r
 from mailbot.understand.types import ParsedMail
 from registry import record
 from registry.config import MunicipalityIndex, Registry
-from registry.db import insert_or_nothing, waiting_marker, writer_waiting
+from registry.db import insert_or_nothing, row_of, waiting_marker, writer_waiting
 from registry.domain import MailKind, MailStatus, MeetingStatus, Role
 from registry.models import InboundMail, MailboxState, Meeting, MemberList, Membership, OutboundMail, Person
 from registry.models_ops import MailAttempt
@@ -238,7 +238,7 @@ class Intake:
     def _pass_succeeded(
         self, session: Session, folder: str, uidvalidity: int, last_uid: int | None, now: datetime
     ) -> None:
-        state = mailbox_state(session, folder)
+        state = row_of(session, MailboxState, folder=folder)
         state.uidvalidity = uidvalidity
         if last_uid is not None:
             state.last_uid = last_uid
@@ -758,7 +758,7 @@ class _Unit:
     def commit(self) -> None:
         if self._position is not None:
             folder, uidvalidity, uid = self._position
-            state = mailbox_state(self.session, folder)
+            state = row_of(self.session, MailboxState, folder=folder)
             if state.uidvalidity != uidvalidity:
                 state.uidvalidity, state.last_uid, state.marked_uid = uidvalidity, 0, 0
             state.last_uid = max(state.last_uid, uid)
@@ -834,18 +834,6 @@ def _insert_new_mail(engine: Engine):  # type: ignore[no-untyped-def]
     once per unit: SQLAlchemy then compiles it once)."""
     table = InboundMail.__table__  # type: ignore[attr-defined]
     return insert_or_nothing(engine.dialect.name, table, ["sha256"]).returning(table.c.id)
-
-
-def mailbox_state(session: Session, folder: str) -> MailboxState:
-    """The folder's state, created if it is not there yet. Workers starting together on a new database would
-    otherwise both insert it, and all but one fail on the primary key (seen on PostgreSQL)."""
-    state = session.get(MailboxState, folder)
-    if state is None:
-        table = MailboxState.__table__  # type: ignore[attr-defined]
-        session.exec(insert_or_nothing(session.get_bind().dialect.name, table, ["folder"]).values(folder=folder))  # type: ignore[call-overload]
-        state = session.get(MailboxState, folder)
-        assert state is not None
-    return state
 
 
 def _unread(identity: Identity) -> ParsedMail:
@@ -1002,7 +990,7 @@ def _meeting_detail(meeting: object, change: str) -> dict[str, object]:
 def record_failure(engine: Engine, folder: str, error: str, now: datetime) -> int:
     """Count a failed pass; returns how many passes in a row have failed."""
     with Session(engine) as session:
-        state = mailbox_state(session, folder)
+        state = row_of(session, MailboxState, folder=folder)
         state.consecutive_failures += 1
         state.last_failure = now
         state.last_error = error[:1000]

@@ -30,6 +30,7 @@ from mailbot.remind import (
     without_answers_in_review,
 )
 from mailbot.understand.types import MeetingDate
+from registry.db import row_of
 from registry.domain import MailStatus, Role
 from registry.errors import ExpectedError
 from registry.models import BouncingAddress, InboundMail, MailboxState, RunLog
@@ -145,7 +146,7 @@ class PollResult:
 def mark_run(engine: Engine, kind: str, now: datetime, error: str | None) -> None:
     """Note a run (poll, remind) in the run log, failed when `error` is set; `mailbot check` reads it."""
     with Session(engine) as session:
-        row = session.get(RunLog, kind) or RunLog(kind=kind)
+        row = row_of(session, RunLog, kind=kind)
         row.last_start = now
         if error is None:
             row.last_success = now

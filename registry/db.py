@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -20,6 +20,9 @@ from registry.tables import municipality, network
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from sqlmodel import Session
+
+M = TypeVar("M")
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -121,6 +124,24 @@ def insert_or_nothing(dialect: str, table: Table, keys: list[str]) -> Insert:
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)  # type: ignore[return-value]
+
+
+def row_of(session: Session, model: type[M], **values: object) -> M:
+    """The row of `model` with these primary-key values, created with the other `values` if it is not there yet.
+    A get-or-add would let two processes both add it (three `mailbot poll` on a new database, an admin's command
+    beside the worker), and all but one fail on the primary key; ON CONFLICT DO NOTHING makes the second wait for
+    the first and then read its row."""
+    table = model.__table__  # type: ignore[attr-defined]
+    keys = [column.name for column in table.primary_key.columns]
+    identity = {key: values[key] for key in keys}
+    row = session.get(model, identity)
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        session.exec(insert_or_nothing(dialect, table, keys).values(**values))  # type: ignore[call-overload]
+        row = session.get(model, identity)
+        if row is None:  # deleted between the two statements: not something the product does
+            raise RuntimeError(f"{table.name} {identity} vanished while it was being created")
+    return row
 
 
 def waiting_marker(engine: Engine) -> Path | None:

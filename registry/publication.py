@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from registry.config import Network, Registry
+from registry.db import row_of
 from registry.domain import MeetingStatus, PublicationDecision
 from registry.errors import ExpectedError
 from registry.models import Document, Meeting, Minutes, MinutesPublication
@@ -102,8 +103,8 @@ def decide(session: Session, registry: Registry, ids: list[int], decision: Publi
             raise PublicationError(
                 f"minutes {minutes_id} belong to {minutes.network_key}, whose commission does not ask for publication"
             )
-        row = session.get(MinutesPublication, minutes_id) or MinutesPublication(
-            minutes_id=minutes_id, network_key=minutes.network_key, decision=decision.value
+        row = row_of(
+            session, MinutesPublication, minutes_id=minutes_id, network_key=minutes.network_key, decision=decision.value
         )
         row.decision = decision.value
         row.decided_at = now
@@ -232,12 +233,11 @@ def build(engine: Engine, registry: Registry, settings: PublicationSettings, now
             minutes = session.get(Minutes, minutes_id)
             if minutes is None:
                 continue
-            row = session.get(MinutesPublication, minutes_id) or MinutesPublication(
-                minutes_id=minutes_id, network_key=minutes.network_key, decision=PublicationDecision.AUTO.value
-            )
+            row = row_of(session, MinutesPublication, minutes_id=minutes_id, network_key=minutes.network_key,
+                         decision=PublicationDecision.AUTO.value)  # fmt: skip
             row.published_at = now
             session.add(row)
-        state = session.get(SiteState, SITE) or SiteState(name=SITE)
+        state = row_of(session, SiteState, name=SITE)
         state.last_build = now
         state.build_id = target.name
         state.upload_pending = True
@@ -351,7 +351,7 @@ def upload_site(engine: Engine, settings: PublicationSettings, now: datetime,
         error = str(failure)
         log.error("publish: upload failed: %s", error)
     with Session(engine) as session:
-        state = session.get(SiteState, SITE) or SiteState(name=SITE)
+        state = row_of(session, SiteState, name=SITE)
         before = state.last_upload
         if error is None:
             outcome = UploadOutcome(True, None, state.consecutive_failures, state.alert_sent, before)

@@ -385,7 +385,7 @@ def test_two_sessions_creating_a_folders_state_at_once_make_one_row(engine: Engi
     import threading
     import time as clock
 
-    from mailbot.intake import mailbox_state
+    from registry.db import row_of
     from registry.models import MailboxState
 
     outcome: list[object] = []
@@ -393,7 +393,7 @@ def test_two_sessions_creating_a_folders_state_at_once_make_one_row(engine: Engi
     def second() -> None:
         try:
             with Session(engine) as session:
-                state = mailbox_state(session, "INBOX/ny")
+                state = row_of(session, MailboxState, folder="INBOX/ny")
                 state.consecutive_failures += 1
                 session.add(state)
                 session.commit()
@@ -402,7 +402,7 @@ def test_two_sessions_creating_a_folders_state_at_once_make_one_row(engine: Engi
             outcome.append(error)
 
     with Session(engine) as first:
-        state = mailbox_state(first, "INBOX/ny")
+        state = row_of(first, MailboxState, folder="INBOX/ny")
         state.last_uid = 7
         first.add(state)
         first.flush()
