@@ -5,7 +5,8 @@
     python benchmarks/profile_intake.py --dump /tmp/intake.prof   # for snakeviz / pstats afterwards
     python benchmarks/profile_intake.py --main-only               # what the main process does beside the readers
 
-The mails are those of benchmarks/intake_imap.py (small Swedish mails, a fifth with a one-page PDF), written to a
+The mails are those of benchmarks/intake_imap.py (by default small Swedish mails, a fifth with a one-page PDF;
+`--mix issue` for issue 14's), written to a
 throwaway Maildir so that no server is needed; the pass records them into a fresh SQLite registry with
 `send=False`. The reader runs in this process (mailbot.reader.InProcessReader instead of the budgeted worker
 processes), so one profile holds everything a mail costs: MIME parsing, understanding, PDF text, recording.
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from intake_imap import make_mail, small_pdf  # noqa: E402
+from intake_imap import make_issue_mail, make_mail, member_docx, minutes_pdf, small_pdf  # noqa: E402
 
 
 def main() -> None:
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="write the raw profile here")
     parser.add_argument("--main-only", action="store_true",
                         help="the real reader's worker processes read the mails: the profile is the main process's")
+    parser.add_argument("--mix", choices=("small", "issue"), default="small",
+                        help="intake_imap.py's small mix, or issue 14's (Outlook text+HTML, PDF minutes, DOCX lists)")
     args = parser.parse_args()
 
     import logging
@@ -47,8 +50,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mailbot-profile-"))
     box = mailbox.Maildir(work / "Maildir", create=True)
     pdf = small_pdf()
+    files = (minutes_pdf(), member_docx()) if args.mix == "issue" else None
     for number in range(args.count):
-        box.add(make_mail(number, pdf, "profile"))
+        box.add(make_issue_mail(number, files, "profile") if files else make_mail(number, pdf, "profile"))
     for key in list(os.environ):
         if key.startswith("MAILBOT_"):
             del os.environ[key]

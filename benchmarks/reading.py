@@ -91,19 +91,23 @@ def extra_mails() -> list[tuple[str, bytes]]:
     return mails + [(f"hostile/{name}", raw) for name, raw in hostile_corpus.hostile_mails()]
 
 
-def intake_jobs(count: int, like: Any) -> list[tuple[str, Any]]:
-    """benchmarks/intake_imap.py's mails as reader jobs with the Context of `like`, each read an hour after its Date."""
+def intake_jobs(count: int, like: Any, mix: str = "small") -> list[tuple[str, Any]]:
+    """benchmarks/intake_imap.py's mails as reader jobs with the Context of `like`, each read an hour after its Date;
+    named by kind (plain, pdf, docx) for the breakdown."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from intake_imap import make_mail, small_pdf
+    from intake_imap import make_issue_mail, make_mail, member_docx, minutes_pdf, small_pdf
 
-    pdf = small_pdf()
     first = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    if mix == "issue":
+        files = (minutes_pdf(), member_docx())
+        kinds = {0: "pdf", 5: "docx"}
+        made = [(kinds.get(n % 10, "plain"), make_issue_mail(n, files, "reading")) for n in range(count)]
+    else:
+        pdf = small_pdf()
+        made = [("pdf" if n % 5 == 0 else "plain", make_mail(n, pdf, "reading")) for n in range(count)]
     return [
-        (
-            f"intake {n}",
-            dataclasses.replace(like, raw=make_mail(n, pdf, "reading"), arrival=first + timedelta(minutes=3 * n)),
-        )
-        for n in range(count)
+        (kind, dataclasses.replace(like, raw=raw, arrival=first + timedelta(minutes=3 * n)))
+        for n, (kind, raw) in enumerate(made)
     ]
 
 
@@ -187,20 +191,26 @@ def differences(before: Any, after: Any, path: str = "") -> list[str]:
     return []
 
 
-def one_round(jobs: list[tuple[str, Any]]) -> tuple[float, float]:
+def one_round(jobs: list[tuple[str, Any]], by_kind: dict[str, list[float]] | None = None) -> tuple[float, float]:
     from mailbot.understand.decode import parse_mail
     from mailbot.understand.pipeline import understand
 
     clear_caches()
     parse_seconds = understand_seconds = 0.0
     clock = time.process_time  # CPU time of this process: what a mail costs, less disturbed by other load
-    for _, job in jobs:
+    for kind, job in jobs:
         started = clock()
         parsed = parse_mail(job.raw)
         middle = clock()
         understand(parsed, job.context, job.arrival)
+        ended = clock()
         parse_seconds += middle - started
-        understand_seconds += clock() - middle
+        understand_seconds += ended - middle
+        if by_kind is not None:
+            totals = by_kind.setdefault(kind, [0.0, 0.0, 0.0])
+            totals[0] += middle - started
+            totals[1] += ended - middle
+            totals[2] += 1
     return parse_seconds, understand_seconds
 
 
@@ -213,6 +223,8 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="diff every result against this --results file")
     parser.add_argument("--jobs", type=Path, help="pickle of the jobs: read if it exists, else written")
     parser.add_argument("--intake", type=int, metavar="N", help="time N mails of benchmarks/intake_imap.py instead")
+    parser.add_argument("--mix", choices=("small", "issue"), default="small",
+                        help="with --intake: the small mix, or issue 14's (Outlook text+HTML, PDF minutes, DOCX lists)")
     parser.add_argument("--all", action="store_true", help="results and comparison also over the other test mails")
     args = parser.parse_args()
 
@@ -231,7 +243,7 @@ def main() -> None:
           f"({'read' if args.jobs and args.jobs.exists() else 'collected'} in {time.perf_counter() - started:.1f} s)")  # fmt: skip
 
     if args.intake:
-        jobs = intake_jobs(args.intake, jobs[0][1])
+        jobs = intake_jobs(args.intake, jobs[0][1], args.mix)
 
     if args.results or args.compare:
         now = results(jobs, extra if args.all else [])
@@ -272,6 +284,12 @@ def main() -> None:
     total_ms = statistics.median(r[0] + r[1] for r in rounds) * 1000 / count
     print(f"{count} mails, median of {args.rounds} rounds, CPU time: parse {parse_ms:.3f} ms/mail, "
           f"understand {understand_ms:.3f} ms/mail, together {total_ms:.3f} ms/mail")  # fmt: skip
+    if args.intake:
+        by_kind: dict[str, list[float]] = {}
+        one_round(jobs, by_kind)
+        for kind, (parse_s, understand_s, n) in sorted(by_kind.items()):
+            print(f"  {kind:6} {int(n):6} mails: parse {parse_s * 1000 / n:.3f} ms/mail, "
+                  f"understand {understand_s * 1000 / n:.3f} ms/mail")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -210,6 +210,8 @@ class Intake:
                 return report
             if not source.incremental:
                 last_uid = 0
+        if uidnext > last_uid + 1:  # the readers' forkserver starts while the first mails are fetched
+            self.reader().start()
         marks: dict[str, list[int]] = {}
 
         def fetched(batch: list[RawMail], session: Session) -> None:
@@ -687,9 +689,10 @@ class Intake:
                  f" reason={row['reason']}" if row["reason"] else ""),
             )  # fmt: skip
         )
-        if understanding is not None and understanding.member_list is not None:
-            self._memberships.clear()
         if status == MailStatus.REGISTERED.value and understanding is not None and _changes_context(understanding):
+            # Only a registered mail records facts (apply_understanding): a member list in review changes nothing.
+            if understanding.member_list is not None:
+                self._memberships.clear()
             self._generation += 1
 
     def _record_understanding(
