@@ -234,9 +234,9 @@ def logo_jpeg(side: int) -> bytes:
 def minutes_pdf() -> bytes:
     """Minutes as a municipality's Word-to-PDF export looks: several pages of Swedish text in an embedded font
     (about 57 kB, as in issue 14's mix)."""
-    from fpdf import FPDF
-
     import io
+
+    from fpdf import FPDF
 
     pdf = FPDF()
     pdf.add_font("DejaVu", fname=str(DEJAVU))

@@ -22,6 +22,7 @@ from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datet
 
 from tnefparse import TNEF
 
+from mailbot.understand import mime_split
 from mailbot.understand.html_text import html_to_text
 from mailbot.understand.types import Attachment, ForwardedFrom, ParsedMail
 
@@ -139,10 +140,22 @@ def _parse_bytes(raw: bytes, depth: int) -> ParsedMail:
     if not raw.strip():
         defects.append("the mail is empty")
     try:
-        return _read_message(email.message_from_bytes(raw, policy=_DEFAULT), depth, defects)
+        return _read_message(_message_tree(raw), depth, defects)
     except _PARSER_ERRORS as error:
         defects.append(f"the standard parser failed ({error!r}); the mail was read again with compat32")
     return _read_message(email.message_from_bytes(raw, policy=policy.compat32), depth, defects)
+
+
+def _message_tree(raw: bytes) -> email.message.Message:
+    """What `email.message_from_bytes(raw, policy=_DEFAULT)` builds: through mime_split for the plain structure most
+    mail has (without reading the bodies line by line), else by the stdlib's parser."""
+    try:
+        tree = mime_split.split(raw, _DEFAULT)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001  (the stdlib's parser then reads it, and names what it finds)
+        tree = None
+    return tree if tree is not None else email.message_from_bytes(raw, policy=_DEFAULT)
 
 
 def _empty_mail(defects: list[str]) -> ParsedMail:
