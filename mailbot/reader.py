@@ -91,6 +91,10 @@ LOOK_AHEAD_PER_WORKER = 8
 # only to an idle worker: the whole message must fit in the socket's buffer (about 200 kB on Linux), or the main
 # process, blocked sending it, and the worker, blocked sending its answer, would wait for each other for ever.
 QUEUED_RAW_BYTES = 32 * 1024
+# How many such small jobs may wait in one worker's pipe beside the one it reads: enough for the worker to go on while
+# the main process is busy for a few milliseconds (a FETCH, a commit). Their sum (96 kB) stays well below the
+# socket's buffer, whatever the answers waiting in the other direction.
+QUEUED_JOBS = 3
 
 
 class Reader(Protocol):
@@ -345,10 +349,10 @@ class BudgetedReader:
     def read_many(
         self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
     ) -> Iterator[tuple[T, Outcome | None]]:
-        """See the module's docstring. Each worker reads one job at a time; beside it a worker may hold one more,
-        small, job in its pipe (see QUEUED_RAW_BYTES), so that it goes on at once instead of waiting for the main
-        process to take its answer and send the next. The wall clock of that job starts when the main process
-        takes the answer before it."""
+        """See the module's docstring. Each worker reads one job at a time; beside it a worker may hold up to
+        QUEUED_JOBS more, small, jobs in its pipe (see QUEUED_RAW_BYTES), so that it goes on at once instead of
+        waiting for the main process to take its answer and send the next. The wall clock of such a job starts
+        when the main process takes the answer before it."""
         workers = max(self.workers, 1)
         window = workers * LOOK_AHEAD_PER_WORKER
         queue: deque[_Pending[T]] = deque()  # pulled and not yet yielded, in order
@@ -372,7 +376,8 @@ class BudgetedReader:
                 (
                     w
                     for w in active
-                    if len(w.jobs) == 1 and not w.dead and w.served < self.recycle_after and w.holds_context_of(job)
+                    if 0 < len(w.jobs) <= QUEUED_JOBS and not w.dead and w.served < self.recycle_after
+                    and w.holds_context_of(job)
                 ),
                 None,
             )

@@ -13,7 +13,7 @@ from test_reader_budget import small_mail
 from test_reexamine import NEW, mail, skis_list
 
 from mailbot.intake import Intake, PassReport
-from mailbot.reader import BudgetedReader, ReadJob, _Worker
+from mailbot.reader import QUEUED_JOBS, QUEUED_RAW_BYTES, BudgetedReader, ReadJob, _Worker
 from mailbot.settings import Settings
 from mailbot.sources import RawMail
 from mailbot.understand.pipeline import Context
@@ -72,6 +72,27 @@ def test_jobs_are_read_two_at_a_time_in_order_and_a_suspect_alone(context: Conte
     assert busy["Fråga 3"] == 0, "the suspect waits until nothing else is in flight"
     assert busy["Fråga 4"] == 0, "and nothing is read beside it"
     assert busy["Fråga 5"] == 1
+
+
+def test_a_worker_holds_a_few_small_mails_in_its_pipe_and_a_big_one_only_when_idle(context: Context) -> None:
+    """One worker: while it reads a mail, up to QUEUED_JOBS small ones wait in its pipe (it goes on while the main
+    process is busy with a FETCH or a commit); a mail over QUEUED_RAW_BYTES is sent only to an idle worker, so that
+    the main process can never block sending while the worker blocks answering."""
+    reader = CountingReader(workers=1)
+    now = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+    big = small_mail(6).replace(b"\r\n\r\n", b"\r\n\r\n" + b"Bilaga i text.\r\n" * (QUEUED_RAW_BYTES // 16 + 1), 1)
+    assert len(big) > QUEUED_RAW_BYTES
+    jobs = [(n, ReadJob(big if n == 6 else small_mail(n), context, now)) for n in range(1, 11)]
+    try:
+        results = list(reader.read_many(jobs))
+    finally:
+        reader.close()
+    assert [tag for tag, _ in results] == list(range(1, 11))
+    assert all(outcome is not None and outcome.understanding is not None for _, outcome in results)
+    busy = [count for _, count in reader.in_flight_at_submit]
+    assert busy[:4] == [0, 1, 2, 3], "three small mails wait beside the one being read"
+    assert max(busy) == QUEUED_JOBS
+    assert busy[5] == 0, "the big mail waits until the worker is idle"
 
 
 def test_a_mail_read_beside_the_list_that_makes_its_sender_a_member_is_read_again_on_that_list(
