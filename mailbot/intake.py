@@ -479,9 +479,8 @@ class Intake:
             for raw in chunk
         ]
         session = unit.session
-        # What was recorded before is committed, so the look-up below sees it: the mails recorded before this
-        # look-ahead need not be remembered beside the database (a pass of 10,000 mails would keep them all).
-        unit.commit()
+        # The look-up below runs in the unit's transaction, so it sees the mails recorded before this look-ahead
+        # (committed or not): they need not be remembered beside the database (a pass of 10,000 would keep them all).
         unit.done.clear()
         wanted = set(digests)
         existing = dict(
@@ -507,7 +506,7 @@ class Intake:
                 ],
             )
         unit.counted.update(fresh)
-        unit.commit()
+        unit.commit()  # the readings counted, with the mails recorded so far, before any of these is read
         for offset, digest in enumerate(digests):
             unit.ahead[index + offset] = (digest, existing.get(digest), counted.get(digest))
 
