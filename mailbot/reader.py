@@ -87,14 +87,15 @@ SETTLE_AFTER = 0.2
 # How many mails `read_many` may have pulled ahead of the first it has not yet yielded, per worker: a worker that is
 # done goes on with the next mails while a slow one (a long PDF) is read beside it, instead of waiting for it.
 LOOK_AHEAD_PER_WORKER = 8
-# A mail up to this size may wait in a worker's pipe while the worker reads the one before it. Bigger ones are sent
-# only to an idle worker: the whole message must fit in the socket's buffer (about 200 kB on Linux), or the main
-# process, blocked sending it, and the worker, blocked sending its answer, would wait for each other for ever.
-QUEUED_RAW_BYTES = 32 * 1024
-# How many such small jobs may wait in one worker's pipe beside the one it reads: enough for the worker to go on while
-# the main process is busy for a few milliseconds (a FETCH, a commit). Their sum (96 kB) stays well below the
-# socket's buffer, whatever the answers waiting in the other direction.
+# Mails may wait in a worker's pipe while the worker reads the one before it, up to QUEUED_JOBS of them and
+# QUEUED_BYTES of raw mail together, so that the worker goes on at once while the main process is busy for a few
+# milliseconds (a FETCH, a commit) instead of waiting for it to take an answer and send the next. What waits must fit
+# in the socket's buffer (PIPE_BUFFER_BYTES, asked for; at most a quarter of what the system grants is used), or
+# the main process, blocked sending, and the worker, blocked sending its answer, would wait for each other for ever.
+# A bigger mail is sent only to an idle worker.
 QUEUED_JOBS = 3
+QUEUED_BYTES = 192 * 1024
+PIPE_BUFFER_BYTES = 1024 * 1024
 
 
 class Reader(Protocol):
@@ -219,6 +220,7 @@ _PRELOAD = (
 class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
         parent, child = context.Pipe()
+        self.queue_bytes = _widen_send_buffer(parent) // 4  # what may wait in its pipe (see QUEUED_BYTES)
         self.sent: dict[str, object] = {}  # the shared context parts this worker holds (see _pack)
         self.jobs: deque[_Pending[object]] = deque()  # sent to it, not yet answered, in order (the first is read)
         self.served = 0  # jobs sent to it
@@ -229,6 +231,10 @@ class _Worker:
         child.close()
         self.connection = parent
 
+    def waiting_bytes(self) -> int:
+        """Raw mail sent to it and not yet begun (the jobs behind the one it reads)."""
+        return sum(len(pending.job.raw) for pending in list(self.jobs)[1:] if pending.job is not None)
+
     def holds_context_of(self, job: ReadJob) -> bool:
         """Whether `_pack` would send no shared context part with `job` (its message is then about its raw size)."""
         return all(self.sent.get(name) is getattr(job.context, name) for name in _SHARED)
@@ -237,6 +243,22 @@ class _Worker:
         self.process.kill()
         self.process.join(5)
         self.connection.close()
+
+
+def _widen_send_buffer(connection: Connection) -> int:
+    """Ask for PIPE_BUFFER_BYTES of send buffer on the main process's end of a worker's pipe; returns what the
+    system granted (Linux caps the request at net.core.wmem_max and doubles it)."""
+    import socket
+
+    probe = socket.socket(fileno=os.dup(connection.fileno()))  # the same socket; closing the probe keeps it
+    try:
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER_BYTES)
+        except OSError:
+            pass  # the default buffer, then
+        return int(probe.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+    finally:
+        probe.close()
 
 
 @dataclass(eq=False)
@@ -350,9 +372,9 @@ class BudgetedReader:
         self, items: Iterable[tuple[T, ReadJob | None]], settle: Settle | None = None
     ) -> Iterator[tuple[T, Outcome | None]]:
         """See the module's docstring. Each worker reads one job at a time; beside it a worker may hold up to
-        QUEUED_JOBS more, small, jobs in its pipe (see QUEUED_RAW_BYTES), so that it goes on at once instead of
-        waiting for the main process to take its answer and send the next. The wall clock of such a job starts
-        when the main process takes the answer before it."""
+        QUEUED_JOBS more jobs in its pipe (see QUEUED_BYTES), so that it goes on at once instead of waiting for the
+        main process to take its answer and send the next. The wall clock of such a job starts when the main
+        process takes the answer before it."""
         workers = max(self.workers, 1)
         window = workers * LOOK_AHEAD_PER_WORKER
         queue: deque[_Pending[T]] = deque()  # pulled and not yet yielded, in order
@@ -370,13 +392,14 @@ class BudgetedReader:
                 active.append(worker)
                 self._in_use += 1
                 return worker
-            if job.alone or len(job.raw) > QUEUED_RAW_BYTES:
+            if job.alone:
                 return None
             return next(
                 (
                     w
                     for w in active
                     if 0 < len(w.jobs) <= QUEUED_JOBS and not w.dead and w.served < self.recycle_after
+                    and w.waiting_bytes() + len(job.raw) <= min(QUEUED_BYTES, w.queue_bytes)
                     and w.holds_context_of(job)
                 ),
                 None,

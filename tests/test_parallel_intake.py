@@ -13,7 +13,7 @@ from test_reader_budget import small_mail
 from test_reexamine import NEW, mail, skis_list
 
 from mailbot.intake import Intake, PassReport
-from mailbot.reader import QUEUED_JOBS, QUEUED_RAW_BYTES, BudgetedReader, ReadJob, _Worker
+from mailbot.reader import QUEUED_BYTES, QUEUED_JOBS, BudgetedReader, ReadJob, _Worker
 from mailbot.settings import Settings
 from mailbot.sources import RawMail
 from mailbot.understand.pipeline import Context
@@ -74,15 +74,20 @@ def test_jobs_are_read_two_at_a_time_in_order_and_a_suspect_alone(context: Conte
     assert busy["Fråga 5"] == 1
 
 
-def test_a_worker_holds_a_few_small_mails_in_its_pipe_and_a_big_one_only_when_idle(context: Context) -> None:
-    """One worker: while it reads a mail, up to QUEUED_JOBS small ones wait in its pipe (it goes on while the main
-    process is busy with a FETCH or a commit); a mail over QUEUED_RAW_BYTES is sent only to an idle worker, so that
-    the main process can never block sending while the worker blocks answering."""
+def test_a_worker_holds_a_few_mails_in_its_pipe_and_a_big_one_only_when_idle(context: Context) -> None:
+    """One worker: while it reads a mail, up to QUEUED_JOBS more wait in its pipe (it goes on while the main
+    process is busy with a FETCH or a commit), a mail with a 60 kB attachment among them; a mail over QUEUED_BYTES
+    is sent only to an idle worker, so that the main process can never block sending while the worker blocks
+    answering."""
     reader = CountingReader(workers=1)
     now = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
-    big = small_mail(6).replace(b"\r\n\r\n", b"\r\n\r\n" + b"Bilaga i text.\r\n" * (QUEUED_RAW_BYTES // 16 + 1), 1)
-    assert len(big) > QUEUED_RAW_BYTES
-    jobs = [(n, ReadJob(big if n == 6 else small_mail(n), context, now)) for n in range(1, 11)]
+
+    def padded(number: int, size: int) -> bytes:
+        return small_mail(number).replace(b"\r\n\r\n", b"\r\n\r\n" + b"Bilaga i text.\r\n" * (size // 16 + 1), 1)
+
+    sized = {3: padded(3, 60 * 1024), 6: padded(6, QUEUED_BYTES)}
+    assert len(sized[6]) > QUEUED_BYTES
+    jobs = [(n, ReadJob(sized.get(n) or small_mail(n), context, now)) for n in range(1, 11)]
     try:
         results = list(reader.read_many(jobs))
     finally:
@@ -90,7 +95,7 @@ def test_a_worker_holds_a_few_small_mails_in_its_pipe_and_a_big_one_only_when_id
     assert [tag for tag, _ in results] == list(range(1, 11))
     assert all(outcome is not None and outcome.understanding is not None for _, outcome in results)
     busy = [count for _, count in reader.in_flight_at_submit]
-    assert busy[:4] == [0, 1, 2, 3], "three small mails wait beside the one being read"
+    assert busy[:4] == [0, 1, 2, 3], "three mails wait beside the one being read, the 60 kB one too"
     assert max(busy) == QUEUED_JOBS
     assert busy[5] == 0, "the big mail waits until the worker is idle"
 
