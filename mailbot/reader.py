@@ -55,10 +55,23 @@ class ReadJob:
 
 @dataclass(frozen=True)
 class Outcome:
+    # From a worker process, without what the main process does not record from it (the attachments' bytes, the
+    # calendar parts, attached mails, the quoted text: see _as_sent); the understanding holds what it needs of them.
     parsed: ParsedMail | None
     understanding: Understanding | None
     failure: str | None = None  # English, for an admin: why the mail could not be read
     seconds: float = 0.0
+
+
+def _as_sent(outcome: Outcome) -> Outcome:
+    """The outcome a worker sends: the parsed mail without its bulk (a 57 kB PDF came back to the main process with
+    every mail that carried one, only to be thrown away). Small answers also keep a worker from blocking on a full
+    pipe while the main process is busy recording."""
+    parsed = outcome.parsed
+    if parsed is None or not (parsed.attachments or parsed.calendar_parts or parsed.attached_mails or parsed.quoted_text):
+        return outcome
+    slim = dataclasses.replace(parsed, attachments=(), calendar_parts=(), attached_mails=(), quoted_text="")
+    return dataclasses.replace(outcome, parsed=slim)
 
 
 def read_mail(job: ReadJob) -> Outcome:
@@ -170,7 +183,7 @@ def _serve(connection: Connection, memory_bytes: int) -> None:
         except (EOFError, OSError):
             return
         else:
-            outcome = read_mail(job)
+            outcome = _as_sent(read_mail(job))
             del job
         try:
             try:

@@ -224,6 +224,27 @@ def test_in_process_reader_reads_the_same() -> None:
     assert outcome.parsed.sender_email == "anna.svensson@skovde.se"
 
 
+def test_a_worker_answers_with_the_understanding_and_without_the_attachments_bytes() -> None:
+    """The main process records the understanding (which holds the minutes document) and the raw mail: the parsed
+    mail comes back from a worker without its attachments, so a 57 kB PDF does not travel back with every answer."""
+    registry = load_registry(config_dir())
+    ctx = Context(registry, registry.municipality_index(), {}, frozenset(), "mailbot.skaraborg.se")
+    raw = (Path(__file__).parent / "fixtures" / "corpus" / "033_skis-minnesanteckningar-pdf.eml").read_bytes()
+    job = ReadJob(raw, ctx, NOW)
+    ((_, here),) = InProcessReader().read_many([(0, job)])
+    reader = BudgetedReader(30, 512, 1)
+    try:
+        ((_, there),) = reader.read_many([(0, job)])
+    finally:
+        reader.close()
+    assert here is not None and here.parsed is not None and here.parsed.attachments, "the fixture has its PDF"
+    assert there is not None and there.parsed is not None and there.parsed.attachments == ()
+    assert (there.parsed.subject, there.parsed.sender_email, there.parsed.body_text) == (
+        here.parsed.subject, here.parsed.sender_email, here.parsed.body_text,
+    )  # fmt: skip
+    assert there.understanding == here.understanding
+
+
 WORKER_OF_A_SCRIPT = """
 import sys
 import sqlalchemy  # what the `mailbot` console script's CLI imports at its top
