@@ -7,6 +7,7 @@
     python benchmarks/reading.py --compare /tmp/before.json --all   # diff the results now against that file
     python benchmarks/reading.py --jobs /tmp/jobs.pickle            # collect the jobs once, reuse them after
     python benchmarks/reading.py --jobs /tmp/jobs.pickle --intake 1000   # benchmarks/intake_imap.py's mails instead
+    python benchmarks/reading.py --jobs /tmp/jobs.pickle --intake 1000 --mix issue   # issue 14's mix, ms per kind
 
 The jobs are those the intake hands its reader: every case of tests/fixtures/corpus (with its `preceded_by` mails)
 is run once through tests/corpus_runner.py with a reader that keeps each ReadJob (raw bytes, the Context the
@@ -17,7 +18,8 @@ each round, so a round is what a pass pays for mails it has not seen.
 
 `--intake N` times N mails of benchmarks/intake_imap.py instead (small Swedish questions without a network's
 name, a fifth with a one-page PDF: plainer than the corpus, whose mails are mostly lists, minutes and dates), read
-with the Context of the first corpus job.
+with the Context of the first corpus job; with `--mix issue`, issue 14's mix (Outlook text and HTML, every tenth
+with a four-page minutes PDF, every tenth from the fifth with a member list DOCX), and the figures per kind.
 
 `--all` adds every other .eml under tests/ and tests/hostile_corpus.py's mails (bombs included) for the result
 file and the comparison, read with the Context of the first corpus job; they are not timed. The comparison prints
