@@ -264,6 +264,12 @@ _RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}R
 _RUN_TEXT = {f"{_W}tab": "\t", f"{_W}ptab": "\t", f"{_W}cr": "\n", f"{_W}noBreakHyphen": "-"}
 
 
+_T, _BR, _TYPE, _P, _TR, _TC, _GRID_BEFORE, _GRID_SPAN, _V_MERGE, _VAL = (
+    f"{_W}{name}" for name in ("t", "br", "type", "p", "tr", "tc", "gridBefore", "gridSpan", "vMerge", "val")
+)
+_RUN_PIECES = frozenset({_T, _BR, *_RUN_TEXT})
+
+
 @functools.lru_cache(maxsize=2)
 def _docx_body(payload: bytes) -> Any:
     """The w:body of the main document part, kept for the next question about the same file (the understanding
@@ -360,9 +366,112 @@ def _int_value(parent: Any, path: str, default: int) -> int:
     return default if element is None else int(element.get(f"{_W}val"))
 
 
+_TABLE_PIECES = ("t", "br", "tab", "ptab", "cr", "noBreakHyphen")
+
+
+@functools.cache
+def _table_nodes() -> Any:
+    """One XPath for everything _tbl_rows_walked visits in a table, in document order: its rows (the first
+    MAX_ROWS), each row's gridBefore, its cells, each cell's gridSpan and vMerge, the cell's paragraphs, and the
+    text pieces of their runs (direct ones and a hyperlink's). lxml finds them in C; the walk asked each element
+    for its children in Python, one call at a time."""
+    from lxml import etree
+
+    row = "w:tr[position() <= $rows]"
+    cell = f"{row}/w:tc"
+    paragraph = f"{cell}/w:p"
+    runs = (f"{paragraph}/w:r", f"{paragraph}/w:hyperlink/w:r")
+    paths = [
+        row, f"{row}/w:trPr[1]/w:gridBefore[1]", cell, f"{cell}/w:tcPr[1]/w:gridSpan[1]",
+        f"{cell}/w:tcPr[1]/w:vMerge[1]", paragraph, *(f"{run}/w:{name}" for run in runs for name in _TABLE_PIECES),
+    ]  # fmt: skip
+    return etree.XPath(" | ".join(paths), namespaces={"w": _W[1:-1]})
+
+
+class _OutOfOrder(Exception):
+    """A row's gridBefore after one of its cells (not what Word writes): _tbl_rows_walked reads that table."""
+
+
 def _tbl_rows(table: Any) -> list[list[str]]:
     """python-docx's rows and cells of a table, text only: a cell spanning columns repeats (columns line up
-    with the header row), a cell continuing a vertical merge is the one above it at the same grid offset."""
+    with the header row), a cell continuing a vertical merge is the one above it at the same grid offset.
+    The same rows as _tbl_rows_walked (tests/understand/test_documents.py), from one pass over _table_nodes."""
+    try:
+        return _tbl_rows_listed(table)
+    except _OutOfOrder:
+        return _tbl_rows_walked(table)
+
+
+def _tbl_rows_listed(table: Any) -> list[list[str]]:
+    rows: list[list[str]] = []
+    above: dict[int, str] = {}  # grid offset -> text, of the row before
+    here: dict[int, str] = {}
+    cells: list[str] | None = None  # of the row being read
+    offset = 0
+    paragraphs: list[list[str]] | None = None  # of the cell being read
+    span, merge = 1, None
+
+    def end_cell() -> None:
+        nonlocal paragraphs, offset
+        assert cells is not None and paragraphs is not None
+        if merge is not None and merge.get(_VAL, "continue") == "continue":
+            text = above[offset]  # python-docx fails alike when no cell is above
+        else:
+            text = "\n".join(["".join(pieces) for pieces in paragraphs])
+        here[offset] = text
+        cells.extend([text] * span)
+        offset += span
+        paragraphs = None
+
+    def end_row() -> None:
+        nonlocal above, here, cells
+        if paragraphs is not None:
+            end_cell()
+        assert cells is not None
+        above, here = here, {}
+        rows.append([" ".join(text.split()) for text in cells[:MAX_COLUMNS]])
+        cells = None
+
+    for node in _table_nodes()(table, rows=MAX_ROWS):
+        tag = node.tag
+        if tag in _RUN_PIECES:  # after its paragraph, in document order
+            if not paragraphs:
+                raise _OutOfOrder
+            if tag == _T:
+                paragraphs[-1].append(node.text or "")
+            elif tag != _BR:
+                paragraphs[-1].append(_RUN_TEXT[tag])
+            elif node.get(_TYPE, "textWrapping") == "textWrapping":
+                paragraphs[-1].append("\n")
+        elif tag == _P:
+            if paragraphs is None:
+                raise _OutOfOrder
+            paragraphs.append([])
+        elif tag == _TC:
+            if paragraphs is not None:
+                end_cell()
+            if cells is None:
+                raise _OutOfOrder
+            paragraphs, span, merge = [], 1, None
+        elif tag == _GRID_SPAN:
+            span = int(node.get(_VAL))
+        elif tag == _V_MERGE:
+            merge = node
+        elif tag == _TR:
+            if cells is not None:
+                end_row()
+            cells, offset = [], 0
+        elif tag == _GRID_BEFORE:
+            if cells is None or cells or paragraphs is not None:
+                raise _OutOfOrder
+            offset = int(node.get(_VAL))
+    if cells is not None:
+        end_row()
+    return rows
+
+
+def _tbl_rows_walked(table: Any) -> list[list[str]]:
+    """_tbl_rows by walking the elements (for a table whose elements are not in the order Word writes them)."""
     rows: list[list[str]] = []
     above: dict[int, str] = {}  # grid offset -> text, of the row before
     for index, row in enumerate(table.iterchildren(f"{_W}tr")):

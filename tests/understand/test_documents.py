@@ -440,6 +440,33 @@ def test_word_files_are_read_directly_exactly_as_python_docx_reads_them():
     assert documents._docx_tables(files[0][1])[0][4] == ["", ""]  # the row that starts in the second column
 
 
+def test_a_word_table_read_in_one_xpath_pass_is_read_as_by_walking_it():
+    """documents._tbl_rows takes every element it needs in one XPath (in document order) instead of walking the
+    table: the same rows for every table of every Word file of the tests, and the walk for a table whose row
+    properties come after its cells (not Word's order, so not the one-pass reading's)."""
+    from lxml import etree
+
+    from mailbot.understand import documents
+
+    tables = 0
+    for name, payload in _word_files_of_the_tests():
+        documents.forget_opened_documents()
+        for table in documents._docx_body(payload).iter(f"{documents._W}tbl"):  # nested tables too
+            assert documents._tbl_rows_listed(table) == documents._tbl_rows_walked(table), name
+            tables += 1
+    assert tables >= 6
+    w = documents._W[1:-1]
+    table = etree.fromstring(
+        f'<w:tbl xmlns:w="{w}"><w:tr><w:tc><w:p><w:r><w:t>Anna</w:t></w:r></w:p></w:tc>'
+        '<w:trPr><w:gridBefore w:val="1"/></w:trPr></w:tr>'
+        '<w:tr><w:tc><w:p><w:r><w:t>Bo</w:t></w:r></w:p></w:tc><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc></w:tr>'
+        "</w:tbl>"
+    )
+    with pytest.raises(documents._OutOfOrder):
+        documents._tbl_rows_listed(table)
+    assert documents._tbl_rows(table) == documents._tbl_rows_walked(table) == [["Anna"], ["Bo", "Anna"]]
+
+
 def test_a_word_file_the_direct_reading_cannot_open_is_left_to_python_docx(monkeypatch):
     from mailbot.understand import documents
 
