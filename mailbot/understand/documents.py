@@ -380,10 +380,10 @@ def _table_nodes() -> Any:
     row = "w:tr[position() <= $rows]"
     cell = f"{row}/w:tc"
     paragraph = f"{cell}/w:p"
-    runs = (f"{paragraph}/w:r", f"{paragraph}/w:hyperlink/w:r")
+    pieces = "*[" + " or ".join(f"self::w:{name}" for name in _TABLE_PIECES) + "]"
     paths = [
         row, f"{row}/w:trPr[1]/w:gridBefore[1]", cell, f"{cell}/w:tcPr[1]/w:gridSpan[1]",
-        f"{cell}/w:tcPr[1]/w:vMerge[1]", paragraph, *(f"{run}/w:{name}" for run in runs for name in _TABLE_PIECES),
+        f"{cell}/w:tcPr[1]/w:vMerge[1]", paragraph, f"{paragraph}/w:r/{pieces}", f"{paragraph}/w:hyperlink/w:r/{pieces}",
     ]  # fmt: skip
     return etree.XPath(" | ".join(paths), namespaces={"w": _W[1:-1]})
 
